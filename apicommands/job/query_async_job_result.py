@@ -1,0 +1,32 @@
+"""``queryAsyncJobResult``: the flat job fields that every client polls."""
+from sqlalchemy import select
+
+from cloudstack_kms.api import declare as p
+from cloudstack_kms.api.access import can_access_account
+from cloudstack_kms.api.command import ALL_ROLES, BaseParams, Command, FlatResult
+from cloudstack_kms.api.errors import invalid_uuid
+from cloudstack_kms.jobs.queue import job_view
+from cloudstack_kms.models import Account, AsyncJob
+from cloudstack_kms.models.base import utcnow
+
+from .responses import AsyncJobResponse
+
+
+class QueryAsyncJobResult(Command):
+    api_name = "queryAsyncJobResult"
+    description = "Retrieves the current status of asynchronous job."
+    roles = ALL_ROLES
+    response = AsyncJobResponse
+    java_class = "org.apache.cloudstack.api.command.user.job.QueryAsyncJobResultCmd"
+
+    class Params(BaseParams):
+        jobid = p.uuid("the ID of the asynchronous job", required=True)
+
+    def execute(self) -> FlatResult:
+        session = self.ctx.session
+        job = session.scalars(select(AsyncJob).where(AsyncJob.uuid == self.args["jobid"])).first()
+        owner = session.get(Account, job.account_id) if job else None
+        if job is None or owner is None or not can_access_account(self.ctx, owner):
+            raise invalid_uuid(self.api_name, "jobid", self.args["jobid"])
+        job.last_polled = utcnow()
+        return FlatResult(AsyncJobResponse.render(job_view(session, job), self.ctx.role))

@@ -1,0 +1,1 @@
+"""The one endpoint, ``/client/api``: authentication, commands, rendering and errors."""

@@ -1,0 +1,129 @@
+"""Request signatures (HMAC-SHA1, versions 1 and 3) and login sessions.
+
+The server rebuilds the string the client signed from *all* parameters but ``signature``,
+in CloudStack's canonical form (Java ``URLEncoder`` encoding, ``+`` as ``%20``, names
+sorted as received, everything lower-cased). Clients differ on a few characters, so a
+small set of tolerated variants is tried after the exact form; each comparison is made
+in constant time.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ..models import Account, ApiSession, User
+from ..models.base import utcnow
+from ..security.masterkey import MasterKey, MasterKeyError
+from .errors import Unauthorized
+
+SESSION_TIMEOUT_SEC = 1800
+
+
+def _java_encode(value: str) -> str:
+    # URLEncoder keeps A-Z a-z 0-9 . - * _ and turns space into '+', which CloudStack then
+    # replaces with %20: quote() with those safe characters gives the same string directly.
+    return quote(value, safe=".-*_")
+
+
+def canonical_strings(params: list[tuple[str, str]]) -> list[str]:
+    """The exact Java form first, then the variants real clients produce."""
+    pairs = [(k, v) for k, v in params if k.lower() != "signature"]
+    exact = "&".join(f"{k}={_java_encode(v)}" for k, v in sorted(pairs, key=lambda kv: kv[0])).lower()
+    variants = [exact]
+    by_lower = "&".join(f"{k}={_java_encode(v)}" for k, v in sorted(pairs, key=lambda kv: kv[0].lower())).lower()
+    for base in (exact, by_lower):
+        for candidate in (base, base.replace("%7e", "~"), base.replace("%7e", "~").replace("%5b", "[").replace("%5d", "]")):
+            if candidate not in variants:
+                variants.append(candidate)
+    return variants
+
+
+def sign(query: str, secret: str) -> str:
+    digest = hmac.new(secret.encode(), query.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def parse_expires(value: str) -> datetime | None:
+    """CloudStack's accepted ``expires`` forms: ``+0000``, ``+00:00``, ``Z``, fractions, legacy ``'Z'Z``."""
+    text = value.strip()
+    for fmt in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%SZ%z"):
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    return None
+
+
+def verify_signature(session: Session, master_key: MasterKey, params: list[tuple[str, str]]) -> User:
+    """Return the enabled user whose key signed ``params``; raise 401 otherwise."""
+    lowered = {k.lower(): v for k, v in params}
+    api_key, signature = lowered.get("apikey"), lowered.get("signature")
+    if not api_key or not signature:
+        raise Unauthorized()
+    if lowered.get("signatureversion") == "3":
+        expires = parse_expires(lowered.get("expires", ""))
+        if expires is None or expires < datetime.now(timezone.utc):
+            raise Unauthorized()
+    user = session.scalars(select(User).where(User.api_key == api_key, User.removed.is_(None))).first()
+    if user is None or user.state != "enabled" or user.account.state != "enabled" or user.account.removed:
+        raise Unauthorized()
+    try:
+        secret = master_key.open_text(user.secret_key or "", f"user.secret_key:{user.uuid}")
+    except MasterKeyError:
+        raise Unauthorized() from None
+    given = signature.encode()
+    matched = False
+    for candidate in canonical_strings(params):
+        # Evaluate every candidate so timing does not depend on which variant matched.
+        matched |= hmac.compare_digest(sign(candidate, secret).encode(), given)
+    if not matched:
+        raise Unauthorized()
+    return user
+
+
+# ------------------------------------------------------------------ sessions
+def _digest(session_key: str) -> str:
+    return hashlib.sha256(session_key.encode()).hexdigest()
+
+
+def new_session(session: Session, user: User) -> tuple[str, str]:
+    """Create a session; returns (session key, JSESSIONID). Only a digest is stored."""
+    session_key = base64.urlsafe_b64encode(secrets.token_bytes(20)).decode().rstrip("=")
+    jsessionid = secrets.token_hex(16).upper()
+    session.add(ApiSession(session_key_hash=_digest(session_key), jsessionid=jsessionid, user_id=user.id))
+    return session_key, jsessionid
+
+
+def session_user(session: Session, keys: list[str]) -> User:
+    """The user of a live session. Every key presented (parameter, cookie) must be the same."""
+    present = [k for k in keys if k]
+    if not present or any(not hmac.compare_digest(k.encode(), present[0].encode()) for k in present):
+        raise Unauthorized("unable to verify user credentials")
+    row = session.scalars(select(ApiSession).where(ApiSession.session_key_hash == _digest(present[0]),
+                                                   ApiSession.removed.is_(None))).first()
+    now = utcnow()
+    if row is None or row.last_access < now - timedelta(seconds=SESSION_TIMEOUT_SEC):
+        raise Unauthorized("unable to verify user credentials")
+    user = session.get(User, row.user_id)
+    if user is None or user.removed or user.state != "enabled" or user.account.state != "enabled":
+        raise Unauthorized("unable to verify user credentials")
+    if (now - row.last_access).total_seconds() > 30:  # keep writes rare under load
+        row.last_access = now
+    return user
+
+
+def end_session(session: Session, session_key: str | None) -> None:
+    if session_key:
+        session.execute(update(ApiSession).where(ApiSession.session_key_hash == _digest(session_key))
+                        .values(removed=utcnow()))
+
+
+def user_account(user: User) -> Account:
+    return user.account

@@ -1,0 +1,122 @@
+"""Engine, transactions, schema creation and upgrades.
+
+One :class:`Database` per process. Services and repositories never commit: the caller
+(the dispatcher, a job, the CLI) owns the transaction through :meth:`Database.transaction`.
+
+MySQL/MariaDB schemas are built by the versioned scripts in ``db/`` (``schema-*.sql``),
+applied in order and recorded in the ``version`` table. SQLite, the embedded default,
+is built from the models; a test proves models and scripts agree.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import create_engine, event, inspect, select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from .models import Base, Version, utcnow
+
+log = logging.getLogger(__name__)
+
+# Upgrade scripts in the order they apply, named like CloudStack's.
+UPGRADE_SCRIPTS = ["schema-42210to42300.sql"]
+CURRENT_VERSION = "4.23.0"
+
+
+def schema_dir() -> Path:
+    """``db/`` of a source checkout, else the copy installed under ``<prefix>/share``."""
+    here = Path(__file__).resolve().parent.parent / "db"
+    if here.is_dir():
+        return here
+    return Path(sys.prefix) / "share" / "cloudstack-kms" / "db"
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets readers run beside one writer; busy_timeout makes writers queue instead of failing.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict = {"future": True}
+        if self.is_sqlite:
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs.update(pool_pre_ping=True, pool_recycle=3600, pool_size=10, max_overflow=20)
+        self.engine: Engine = create_engine(url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+            # Let SQLAlchemy issue BEGIN itself so that transactions really start where we say.
+            @event.listens_for(self.engine, "connect")
+            def _no_pysqlite_begin(dbapi_conn, _r):  # noqa: ANN001
+                dbapi_conn.isolation_level = None
+
+            # IMMEDIATE takes the write lock up front: a deferred transaction that later writes
+            # can fail with SQLITE_BUSY at once instead of waiting for busy_timeout.
+            @event.listens_for(self.engine, "begin")
+            def _begin_immediate(conn):  # noqa: ANN001
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """Commit on success, roll back on any error."""
+        with self._sessions() as session:
+            with session.begin():
+                yield session
+
+    # ---------------------------------------------------------------- schema
+    def current_versions(self) -> set[str]:
+        if not inspect(self.engine).has_table("version"):
+            return set()
+        with self.transaction() as s:
+            return set(s.scalars(select(Version.version)))
+
+    def create_schema(self) -> list[str]:
+        """Create or upgrade the schema; returns the upgrade steps applied now."""
+        applied = self.current_versions()
+        steps: list[str] = []
+        if self.is_sqlite:
+            Base.metadata.create_all(self.engine)
+            steps = [s for s in UPGRADE_SCRIPTS if s not in applied]
+        else:
+            for script in UPGRADE_SCRIPTS:
+                if script in applied:
+                    continue
+                self._run_script(schema_dir() / script)
+                steps.append(script)
+        if steps:
+            with self.transaction() as s:
+                for step in steps:
+                    s.add(Version(version=step, updated=utcnow(), step="Complete"))
+        return steps
+
+    def _run_script(self, path: Path) -> None:
+        log.info("applying %s", path.name)
+        with self.engine.begin() as conn:
+            for statement in split_sql(path.read_text()):
+                conn.exec_driver_sql(statement)
+
+
+def split_sql(script: str) -> list[str]:
+    """Split a DDL script into statements (no procedures or quoted semicolons in ours)."""
+    without_comments = re.sub(r"^\s*--.*$", "", script, flags=re.M)
+    return [s.strip() for s in without_comments.split(";") if s.strip()]

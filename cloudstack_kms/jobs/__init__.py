@@ -1,0 +1,1 @@
+"""Async jobs: the ``async_job`` row is the queue, so jobs survive restarts and any server may run them."""

@@ -1,0 +1,258 @@
+"""Job worker threads, the server heartbeat, and recovery of jobs left by dead servers.
+
+Claiming is a conditional update (``... WHERE job_status = 0 AND job_executing_msid IS
+NULL``): the database row lock lets exactly one server win each job, on MySQL and SQLite
+alike, without long-held locks that could deadlock.
+
+Every server writes a heartbeat to ``mshost``. A server whose heartbeat is older than the
+timeout, or whose process is gone from this host, is declared down; its running jobs are
+failed with upstream's text, or queued again when their command is resumable.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from ..api.command import AsyncCreateCommand
+from ..api.context import CallContext
+from ..api.errors import GENERIC_INTERNAL_TEXT, ApiError, CloudRuntimeError
+from ..api.parse import parse_args
+from ..api.render import result_body
+from ..app_state import AppState
+from ..models import AsyncJob, ManagementServer, User
+from ..models.base import utcnow
+from ..models.jobs import JOB_FAILED, JOB_IN_PROGRESS, JOB_SUCCEEDED
+from ..services import events
+from . import queue
+
+log = logging.getLogger(__name__)
+RESTART_TEXT = "job cancelled because of management server restart or shutdown"
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class JobWorker:
+    def __init__(self, state: AppState, threads: int = 4) -> None:
+        self.state = state
+        self.thread_count = threads
+        self._wake = threading.Condition()
+        self._pending_wakeups = 0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.background_tasks: list = []  # callables run by the heartbeat thread
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self.register()
+        self.recover()
+        for i in range(self.thread_count):
+            t = threading.Thread(target=self._loop, name=f"job-worker-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        t = threading.Thread(target=self._heartbeat_loop, name="mshost-heartbeat", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._wake:
+            self._wake.notify_all()
+        for t in self._threads:
+            t.join(timeout=10)
+        try:
+            with self.state.db.transaction() as s:
+                s.execute(update(ManagementServer).where(ManagementServer.msid == self.state.msid)
+                          .values(state="Down", removed=utcnow()))
+        except Exception:  # noqa: BLE001 - shutting down; the heartbeat timeout covers this
+            log.warning("could not mark this server down")
+
+    def wake(self) -> None:
+        with self._wake:
+            self._pending_wakeups += 1
+            self._wake.notify()
+
+    def register(self) -> None:
+        with self.state.db.transaction() as s:
+            s.add(ManagementServer(msid=self.state.msid, name=self.state.hostname, pid=self.state.pid,
+                                   service_ip="127.0.0.1", state="Up", last_update=utcnow()))
+
+    # ------------------------------------------------------------ recovery
+    def recover(self) -> int:
+        """Declare dead servers down and settle their running jobs. Returns jobs settled."""
+        timeout = timedelta(seconds=self.state.settings.mshost_timeout_sec)
+        settled = 0
+        with self.state.db.transaction() as s:
+            now = utcnow()
+            dead = []
+            for ms in s.scalars(select(ManagementServer).where(ManagementServer.state == "Up",
+                                                               ManagementServer.msid != self.state.msid)):
+                same_host_gone = ms.name == self.state.hostname and not _pid_alive(ms.pid)
+                if same_host_gone or ms.last_update < now - timeout:
+                    ms.state = "Down"
+                    ms.removed = now
+                    dead.append(ms.msid)
+            down = set(dead) | set(s.scalars(select(ManagementServer.msid).where(ManagementServer.state == "Down")))
+            if not down:
+                return 0
+            # Unclaimed jobs (executing msid NULL) stay queued: any live server will claim them.
+            jobs = s.scalars(select(AsyncJob).where(AsyncJob.job_status == JOB_IN_PROGRESS,
+                                                    AsyncJob.job_executing_msid.in_(down)))
+            for job in jobs:
+                settled += 1
+                cls = self._command_of(job)
+                if cls is not None and getattr(cls, "resumable", False):
+                    log.info("re-queueing resumable job %s of a dead server", job.uuid)
+                    job.job_executing_msid = None
+                    job.last_updated = now
+                    continue
+                log.warning("failing job %s left by dead server %s", job.uuid, job.job_executing_msid)
+                self._mark_failed(job, CloudRuntimeError(RESTART_TEXT), job.job_executing_msid)
+        if settled:
+            self.wake()
+        return settled
+
+    def _command_of(self, job: AsyncJob):
+        try:
+            name = json.loads(job.job_cmd_info or "{}").get("command")
+        except ValueError:
+            return None
+        return self.state.registry.get(name) if isinstance(name, str) else None
+
+    # ------------------------------------------------------------ loops
+    def _heartbeat_loop(self) -> None:
+        interval = self.state.settings.heartbeat_interval_sec
+        while not self._stop.wait(interval):
+            try:
+                with self.state.db.transaction() as s:
+                    s.execute(update(ManagementServer).where(ManagementServer.msid == self.state.msid)
+                              .values(last_update=utcnow(), state="Up", removed=None))
+                self.recover()
+                for task in list(self.background_tasks):
+                    task()
+            except Exception:  # noqa: BLE001 - keep beating; the next round retries
+                log.exception("heartbeat round failed")
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job_id = self.claim_next()
+            except Exception:  # noqa: BLE001
+                log.exception("claiming a job failed")
+                job_id = None
+            if job_id is None:
+                with self._wake:
+                    if self._pending_wakeups == 0:
+                        self._wake.wait(timeout=1.0)
+                    self._pending_wakeups = max(0, self._pending_wakeups - 1)
+                continue
+            self.run(job_id)
+
+    def claim_next(self) -> int | None:
+        with self.state.db.transaction() as s:
+            candidates = list(s.scalars(select(AsyncJob.id).where(
+                AsyncJob.job_status == JOB_IN_PROGRESS, AsyncJob.job_executing_msid.is_(None))
+                .order_by(AsyncJob.id).limit(8)))
+        for job_id in candidates:
+            with self.state.db.transaction() as s:
+                won = s.execute(update(AsyncJob).where(
+                    AsyncJob.id == job_id, AsyncJob.job_status == JOB_IN_PROGRESS,
+                    AsyncJob.job_executing_msid.is_(None)).values(
+                    job_executing_msid=self.state.msid, last_updated=utcnow())).rowcount
+            if won == 1:
+                return job_id
+        return None
+
+    # ------------------------------------------------------------ running
+    def run(self, job_id: int) -> None:
+        state = self.state
+        with state.db.transaction() as s:
+            job = s.get(AsyncJob, job_id)
+            params = queue.unseal_params(state, job)
+            cls = state.registry.get(params.get("command", ""))
+        try:
+            if cls is None:
+                raise CloudRuntimeError(f"Unknown API command: {params.get('command')}")
+            with state.db.transaction() as s:
+                job = s.get(AsyncJob, job_id)
+                user = s.get(User, job.user_id)
+                ctx = CallContext(session=s, user=user, account=user.account, state=state, job_id=job_id,
+                                  progress=lambda v: self.set_progress(job_id, v))
+                args = parse_args(cls, params, s)
+                cmd = cls(ctx, args)
+                if isinstance(cmd, AsyncCreateCommand):
+                    model = queue.INSTANCE_MODELS.get(cls.instance_type or "")
+                    cmd.created = s.get(model, job.instance_id) if model and job.instance_id else None
+                result = cmd.execute()
+                body = result_body(result, ctx.role)
+                now = utcnow()
+                job.job_status = JOB_SUCCEEDED
+                job.job_result_code = 0
+                job.job_result = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+                job.job_complete_msid = state.msid
+                job.job_executing_msid = None
+                job.last_updated = job.removed = now
+                if cls.event_type:
+                    owner = getattr(cmd, "event_account", None) or ctx.account
+                    events.record(s, event_type=cls.event_type, description="Successfully completed "
+                                  + cmd.event_description(), user=user, account=owner,
+                                  resource_id=job.instance_id, resource_type=cls.instance_type)
+        except ApiError as err:
+            self.fail(job_id, err, cls)
+        except Exception:  # noqa: BLE001 - a bug must still end the job cleanly
+            log.exception("job %s failed", job_id)
+            self.fail(job_id, CloudRuntimeError(GENERIC_INTERNAL_TEXT), cls)
+
+    def set_progress(self, job_id: int, value: int) -> None:
+        """Progress is written in its own transaction; call it between batches, not inside one."""
+        with self.state.db.transaction() as s:
+            s.execute(update(AsyncJob).where(AsyncJob.id == job_id)
+                      .values(job_process_status=value, last_updated=utcnow()))
+
+    def fail(self, job_id: int, err: ApiError, cls=None) -> None:
+        with self.state.db.transaction() as s:
+            job = s.get(AsyncJob, job_id)
+            user = s.get(User, job.user_id)
+            if err.code in (530, 533, 534) and user.account.role_type != "Admin":
+                err = ApiError(GENERIC_INTERNAL_TEXT, code=err.code)
+            self._mark_failed(job, err, self.state.msid)
+            if cls is not None and cls.event_type:
+                events.record(s, event_type=cls.event_type, description=f"Error while {cls.api_name}",
+                              user=user, account=user.account, level=events.ERROR,
+                              resource_id=job.instance_id, resource_type=cls.instance_type)
+
+    @staticmethod
+    def _mark_failed(job: AsyncJob, err: ApiError, msid: int | None) -> None:
+        now = utcnow()
+        job.job_status = JOB_FAILED
+        job.job_result_code = err.code
+        job.job_result = json.dumps(err.as_job_result(), separators=(",", ":"), ensure_ascii=False)
+        job.job_complete_msid = msid
+        job.job_executing_msid = None
+        job.last_updated = job.removed = now
+
+
+def wait_for(state: AppState, job_uuid: str, timeout: float = 30.0) -> AsyncJob:
+    """Block until a job ends (for the CLI and tests that run in-process)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with state.db.transaction() as s:
+            job = s.scalars(select(AsyncJob).where(AsyncJob.uuid == job_uuid)).one()
+            if job.job_status != JOB_IN_PROGRESS or time.monotonic() > deadline:
+                return job
+        time.sleep(0.05)

@@ -1,0 +1,45 @@
+"""Keep secrets out of every log line, the HTTP access log included.
+
+GET requests carry parameters such as ``password``, ``details[0].pin`` or ``signature``
+in the query string, which WSGI servers log verbatim. A log-record factory rewrites each
+message once, at creation, so no handler or logger can forget to redact.
+"""
+from __future__ import annotations
+
+import logging
+import re
+
+MASK = "*****"
+# Parameter names whose values are never logged: credentials, and every map entry of
+# ``details`` (its keys name the secret, its values hold it).
+_SENSITIVE_NAME = (r"(?:[\w.\[\]%]*?(?:password|passwd|secret|passphrase|private_key|privatekey|signature|"
+                   r"sessionkey|pin)\b[\w.\[\]%]*|details(?:\[|%5b)[^=&\s]*)")
+_PAIR = re.compile(r"(?i)(?<![\w])(" + _SENSITIVE_NAME + r")=([^&\s\"']*)")
+_JSON_PAIR = re.compile(r"(?i)(\"(?:password|secretkey|secret_key|pin|passphrase|sessionkey)\"\s*:\s*)\"[^\"]*\"")
+_installed = False
+
+
+def redact(text: str) -> str:
+    text = _PAIR.sub(lambda m: f"{m.group(1)}={MASK}", text)
+    return _JSON_PAIR.sub(lambda m: f'{m.group(1)}"{MASK}"', text)
+
+
+def install_redaction() -> None:
+    global _installed
+    if _installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string must not lose the record
+            return record
+        redacted = redact(message)
+        if redacted != message or record.args:
+            record.msg, record.args = redacted, None
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _installed = True

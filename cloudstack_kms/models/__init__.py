@@ -1,0 +1,7 @@
+"""SQLAlchemy models, one module per aggregate. Importing this package registers every table."""
+from .base import Base, new_uuid, utcnow  # noqa: F401
+from .configuration import Configuration, Version  # noqa: F401
+from .events import Event  # noqa: F401
+from .jobs import ApiSession, AsyncJob, ManagementServer  # noqa: F401
+from .tenancy import Account, Domain, Role, User  # noqa: F401
+from .zone import DataCenter  # noqa: F401
