@@ -1,0 +1,103 @@
+"""Shared fixtures: one real database per run (SQLite, or a fresh MariaDB database when
+``KMS_TEST_MYSQL_URL`` is set), and a real server process on a free port."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import pytest
+
+from tests.support.client import Client
+from tests.support.server import KmsEnv, ServerProcess
+
+MYSQL_URL = os.environ.get("KMS_TEST_MYSQL_URL", "")  # e.g. mysql+mysqldb://root@127.0.0.1:3306
+
+
+def _mysql_database(name: str) -> str:
+    from sqlalchemy import create_engine, text
+    engine = create_engine(MYSQL_URL.rstrip("/") + "/")
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"))
+    engine.dispose()
+    return MYSQL_URL.rstrip("/") + f"/{name}?charset=utf8mb4"
+
+
+def _drop_mysql_database(name: str) -> None:
+    from sqlalchemy import create_engine, text
+    engine = create_engine(MYSQL_URL.rstrip("/") + "/")
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_factory(tmp_path_factory):
+    """Makes fresh, empty databases of the backend under test; drops them at the end."""
+    made: list[str] = []
+
+    def make(label: str = "db") -> str:
+        if MYSQL_URL:
+            name = f"kmstest_{label}_{secrets.token_hex(4)}"
+            made.append(name)
+            return _mysql_database(name)
+        return f"sqlite:///{tmp_path_factory.mktemp(label) / 'kms.db'}"
+
+    yield make
+    for name in made:
+        _drop_mysql_database(name)
+
+
+@pytest.fixture(scope="session")
+def backend() -> str:
+    return "mysql" if MYSQL_URL else "sqlite"
+
+
+@pytest.fixture(scope="session")
+def env_factory(database_factory, tmp_path_factory):
+    """Makes an initialised database + data directory (``db init`` run once)."""
+
+    def make(label: str = "env", **extra_env: str) -> KmsEnv:
+        kms = KmsEnv(db_url=database_factory(label), data_dir=Path(tmp_path_factory.mktemp(label + "-data")),
+                     extra_env=extra_env)
+        kms.init()
+        return kms
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def kms_env(env_factory) -> KmsEnv:
+    return env_factory("main")
+
+
+@pytest.fixture(scope="session")
+def server(kms_env):
+    """The shared server; tests make their own tenants so they do not depend on each other."""
+    proc = ServerProcess(kms_env).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def admin_keys(kms_env) -> dict[str, str]:
+    return kms_env.admin_keys()
+
+
+@pytest.fixture()
+def admin(server, admin_keys) -> Client:
+    """A signed-request client for the root admin."""
+    return Client(server.url, admin_keys["apikey"], admin_keys["secretkey"])
+
+
+def pytest_sessionstart(session):
+    if os.environ.get("KMS_REQUIRE_MYSQL") and not MYSQL_URL:
+        raise pytest.UsageError("KMS_REQUIRE_MYSQL is set but KMS_TEST_MYSQL_URL is not")
+
+
+def pytest_runtest_makereport(item, call):
+    """On the MariaDB run, a skipped database test is a failure, not a pass."""
+    if os.environ.get("KMS_REQUIRE_MYSQL") and call.excinfo is not None and call.excinfo.errisinstance(
+            pytest.skip.Exception) and item.get_closest_marker("mysql") is not None:
+        call.excinfo = None
+        raise AssertionError(f"{item.nodeid} was skipped on the MariaDB run")

@@ -1,0 +1,1 @@
+"""Test helpers: a real server process, a signing client, tenant factories."""
