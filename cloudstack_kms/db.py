@@ -9,6 +9,7 @@ is built from the models; a test proves models and scripts agree.
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import sys
@@ -23,6 +24,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from .models import Base, Version, utcnow
 
 log = logging.getLogger(__name__)
+_ambient: contextvars.ContextVar[Session | None] = contextvars.ContextVar("kms_ambient_session", default=None)
+
+
+def current_session() -> Session | None:
+    """The session of the transaction this code runs in, if any (see :meth:`Database.transaction`)."""
+    return _ambient.get()
 
 # Upgrade scripts in the order they apply, named like CloudStack's.
 UPGRADE_SCRIPTS = ["schema-42210to42300.sql"]
@@ -81,7 +88,11 @@ class Database:
         """Commit on success, roll back on any error."""
         with self._sessions() as session:
             with session.begin():
-                yield session
+                token = _ambient.set(session)
+                try:
+                    yield session
+                finally:
+                    _ambient.reset(token)
 
     # ---------------------------------------------------------------- schema
     def current_versions(self) -> set[str]:

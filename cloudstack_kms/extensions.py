@@ -6,7 +6,13 @@ from __future__ import annotations
 
 from .jobs import queue
 from .models import Account, Domain, User
+from .models import kms as kms_models
+from .services import bootstrap
+from .services.kms import profiles as kms_profiles
 
 queue.register_instance_type("Domain", Domain)
 queue.register_instance_type("Account", Account)
 queue.register_instance_type("User", User)
+queue.register_instance_type("KmsKey", kms_models.KmsKey)
+queue.register_instance_type("HsmProfile", kms_models.HsmProfile)
+bootstrap.EXTRA_SEEDS.append(kms_profiles.seed_database_profile)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.client import Client
-from tests.support.server import KmsEnv, ServerProcess
+from tests.support.server import KmsEnv, ServerProcess, extra_commands_env
 
 MYSQL_URL = os.environ.get("KMS_TEST_MYSQL_URL", "")  # e.g. mysql+mysqldb://root@127.0.0.1:3306
 
@@ -88,6 +88,30 @@ def admin_keys(kms_env) -> dict[str, str]:
 def admin(server, admin_keys) -> Client:
     """A signed-request client for the root admin."""
     return Client(server.url, admin_keys["apikey"], admin_keys["secretkey"])
+
+
+@pytest.fixture(scope="session")
+def ext_env(env_factory) -> KmsEnv:
+    """A database whose servers also load the test-only commands (``testAsyncEcho``)."""
+    return env_factory("ext", **extra_commands_env())
+
+
+@pytest.fixture(scope="session")
+def ext_server(ext_env):
+    proc = ServerProcess(ext_env).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def ext_admin_keys(ext_env) -> dict[str, str]:
+    return ext_env.admin_keys()
+
+
+@pytest.fixture()
+def ext_admin(ext_server, ext_admin_keys) -> Client:
+    """A signed-request client for the root admin of the server with the test commands."""
+    return Client(ext_server.url, ext_admin_keys["apikey"], ext_admin_keys["secretkey"])
 
 
 def pytest_sessionstart(session):

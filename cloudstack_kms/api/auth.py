@@ -28,8 +28,9 @@ SESSION_TIMEOUT_SEC = 1800
 
 def _java_encode(value: str) -> str:
     # URLEncoder keeps A-Z a-z 0-9 . - * _ and turns space into '+', which CloudStack then
-    # replaces with %20: quote() with those safe characters gives the same string directly.
-    return quote(value, safe=".-*_")
+    # replaces with %20. quote() with those safe characters gives the same string, except
+    # that quote() never encodes '~' (RFC 3986 unreserved) while URLEncoder does.
+    return quote(value, safe=".-*_").replace("~", "%7E")
 
 
 def canonical_strings(params: list[tuple[str, str]]) -> list[str]:

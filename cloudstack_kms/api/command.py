@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import pkgutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -214,15 +216,34 @@ class Registry:
         return len(self.commands)
 
     @classmethod
-    def discover(cls, package: str = "apicommands") -> "Registry":
-        """Import every module under ``package`` in sorted order; each declares one command."""
+    def discover(cls, package: str = "apicommands", extra: Iterable[str] | None = None) -> "Registry":
+        """Import every module under ``package`` in sorted order; each declares one command.
+
+        ``extra`` names more packages to load the same way (by default the comma-separated
+        ``KMS_EXTRA_COMMAND_PACKAGES`` environment variable, used by the tests for test-only
+        commands). A name declared twice is an error.
+        """
+        if extra is None:
+            extra = extra_command_packages()
         registry = cls()
+        for pkg in [package, *extra]:
+            registry._load_package(pkg)
+        return registry
+
+    def _load_package(self, package: str) -> None:
         root = importlib.import_module(package)
-        names = sorted(m.name for m in pkgutil.walk_packages(root.__path__, prefix=package + "."))
+        names = [package]
+        if hasattr(root, "__path__"):
+            names += sorted(m.name for m in pkgutil.walk_packages(root.__path__, prefix=package + "."))
         for module_name in names:
             module = importlib.import_module(module_name)
             for obj in vars(module).values():
                 if (inspect.isclass(obj) and issubclass(obj, Command) and obj.__module__ == module_name
                         and obj.api_name):
-                    registry.add(obj)
-        return registry
+                    self.add(obj)
+
+
+def extra_command_packages() -> list[str]:
+    """Packages named in ``KMS_EXTRA_COMMAND_PACKAGES`` (comma-separated)."""
+    raw = os.environ.get("KMS_EXTRA_COMMAND_PACKAGES", "")
+    return [name.strip() for name in raw.split(",") if name.strip()]

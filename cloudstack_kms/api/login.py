@@ -10,7 +10,7 @@ from ..security.passwords import verify_password
 from ..services import events
 from . import auth
 from .errors import ACCOUNT_ERROR, ApiError, Unauthorized
-from .render import respond, respond_error
+from .render import prune, respond, respond_error
 
 COOKIE_PATH = "/client"
 
@@ -68,7 +68,7 @@ def login(state: AppState, params: dict[str, str], fmt: str) -> Response:
             }
     except ApiError as err:
         return respond_error("loginresponse", err, fmt)
-    resp = respond("loginresponse", body, fmt)
+    resp = respond("loginresponse", prune(body), fmt)  # no nulls (timezone), as upstream
     resp.set_cookie("JSESSIONID", jsessionid, path=COOKIE_PATH, httponly=True, samesite="Lax")
     resp.set_cookie("sessionkey", session_key, path=COOKIE_PATH, httponly=True, samesite="Lax")
     return resp

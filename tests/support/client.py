@@ -30,7 +30,9 @@ class Reply:
 
 
 def sign(params: dict[str, str], secret: str) -> str:
-    query = "&".join(f"{k}={quote(str(v), safe='.-*_')}" for k, v in sorted(params.items())).lower()
+    # quote() leaves "~" raw; URLEncoder gives %7E.
+    query = "&".join(f"{k}={quote(str(v), safe='.-*_').replace('~', '%7E')}"
+                     for k, v in sorted(params.items())).lower()
     return base64.b64encode(hmac.new(secret.encode(), query.encode(), hashlib.sha1).digest()).decode()
 
 

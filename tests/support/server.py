@@ -14,6 +14,16 @@ from pathlib import Path
 import requests
 
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEST_COMMANDS_PACKAGE = "tests.support.testcommands"
+
+
+def extra_commands_env() -> dict[str, str]:
+    """Environment that makes a server also load the test-only commands (``testAsyncEcho``)."""
+    pythonpath = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {"KMS_EXTRA_COMMAND_PACKAGES": TEST_COMMANDS_PACKAGE, "PYTHONPATH": pythonpath}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

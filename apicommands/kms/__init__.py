@@ -1,0 +1,1 @@
+"""KMS commands: HSM profiles and KMS keys."""

@@ -1,0 +1,73 @@
+"""``listHSMProfiles``: root sees all; others their own, their domain's, and with listall the public ones."""
+from sqlalchemy import and_, or_, select
+
+from cloudstack_kms.api import declare as p
+from cloudstack_kms.api.access import check_domain_access, find_account
+from cloudstack_kms.api.command import ALL_ROLES, ListOwnedCommand, ListResult, _ListOwnedParams
+from cloudstack_kms.api.listing import paged
+from cloudstack_kms.models import Domain
+from cloudstack_kms.models.kms import HsmProfile
+from cloudstack_kms.services.kms import profiles
+
+from .responses import HsmProfileResponse
+
+
+class ListHSMProfiles(ListOwnedCommand):
+    api_name = "listHSMProfiles"
+    description = "Lists HSM profiles"
+    since = "4.23.0"
+    roles = ALL_ROLES
+    response = HsmProfileResponse
+    related = "createHSMProfile"
+    java_class = "org.apache.cloudstack.api.command.user.kms.ListHSMProfilesCmd"
+
+    class Params(_ListOwnedParams):
+        domainid = p.uuid("list only profiles of the domain specified", entity=Domain, related="listDomains")
+        id = p.uuid("the ID of the HSM profile", related="listHSMProfiles")
+        name = p.string("the name of the HSM profile")
+        zoneid = p.uuid("list profiles limited to this zone", related="listZones")
+        protocol = p.string("list profiles of this protocol")
+        enabled = p.boolean("list enabled or disabled profiles")
+        ispublic = p.boolean("list public or non-public profiles")
+
+    def execute(self) -> ListResult:
+        ctx, session = self.ctx, self.ctx.session
+        stmt = select(HsmProfile).where(HsmProfile.removed.is_(None))
+        if ctx.is_root_admin:
+            domain = self.arg("domainid")
+            if self.arg("account") and domain is not None:
+                stmt = stmt.where(HsmProfile.account_id == find_account(ctx, self.args["account"], domain).id)
+            elif domain is not None:
+                stmt = stmt.where(HsmProfile.domain_id == domain.id)
+        else:
+            mine = HsmProfile.account_id == ctx.account.id
+            shared = and_(HsmProfile.account_id.is_(None), HsmProfile.domain_id == ctx.account.domain_id)
+            if self.arg("listall"):
+                visible = [mine, shared, HsmProfile.is_public.is_(True)]
+                if ctx.is_domain_admin:
+                    subtree = select(Domain.id).where(Domain.path.startswith(ctx.domain.path))
+                    visible.append(and_(HsmProfile.account_id.is_not(None), HsmProfile.domain_id.in_(subtree)))
+                stmt = stmt.where(or_(*visible))
+            else:
+                stmt = stmt.where(or_(mine, shared))
+            if self.arg("domainid") is not None:
+                check_domain_access(ctx, self.args["domainid"])
+                stmt = stmt.where(HsmProfile.domain_id == self.args["domainid"].id)
+        if self.arg("id"):
+            stmt = stmt.where(HsmProfile.uuid == self.args["id"])
+        if self.arg("name"):
+            stmt = stmt.where(HsmProfile.name == self.args["name"])
+        if self.arg("zoneid"):
+            from cloudstack_kms.models import DataCenter
+            stmt = stmt.where(HsmProfile.zone_id.in_(select(DataCenter.id).where(
+                DataCenter.uuid == self.args["zoneid"])))
+        if self.arg("protocol"):
+            stmt = stmt.where(HsmProfile.protocol == self.args["protocol"].lower())
+        if self.arg("enabled") is not None:
+            stmt = stmt.where(HsmProfile.enabled.is_(self.args["enabled"]))
+        if self.arg("ispublic") is not None:
+            stmt = stmt.where(HsmProfile.is_public.is_(self.args["ispublic"]))
+        if self.arg("keyword"):
+            stmt = stmt.where(HsmProfile.name.like(f"%{self.args['keyword']}%"))
+        rows, total = paged(session, stmt, self.args, HsmProfile.id)
+        return ListResult(HsmProfileResponse, [profiles.profile_view(session, r, ctx.account) for r in rows], total)

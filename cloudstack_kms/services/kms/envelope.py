@@ -1,0 +1,83 @@
+"""Envelope encryption: new DEKs wrapped by a key's Active KEK version, and unwrapping.
+
+Unwrap uses exactly the version recorded on the wrapped key — never a trial of other
+versions, which with unauthenticated modes can return a wrong key. Plaintext DEKs are
+returned as ``bytearray`` for the caller to zero once used.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from ...api.errors import CloudRuntimeError, InvalidParameterValue
+from ...models.base import new_uuid
+from ...models.kms import ARCHIVED, HsmProfile, KekVersion, KmsKey, WrappedKey
+from ...providers.base import KmsError, WrapContext
+from ...security.masterkey import MasterKey
+from . import profiles
+from .keys import active_version
+from .runtime import KmsRuntime
+
+
+@dataclass
+class NewDek:
+    wrapped_key: WrappedKey
+    plaintext: bytearray
+
+
+def context_for(key: KmsKey, wrapped_key_uuid: str) -> WrapContext:
+    return WrapContext(wrapped_key_uuid=wrapped_key_uuid, kms_key_uuid=key.uuid, purpose=key.purpose)
+
+
+def _profile(session: Session, version: KekVersion, wrapped_key_uuid: str) -> HsmProfile:
+    profile = session.get(HsmProfile, version.hsm_profile_id)
+    if profile is None or profile.removed is not None or not profile.enabled:
+        raise CloudRuntimeError("KMS provider not initialized: HSM profile is not enabled for wrapped key: "
+                                f"{wrapped_key_uuid}")
+    return profile
+
+
+def wrap_new_dek(session: Session, runtime: KmsRuntime, master_key: MasterKey, key: KmsKey, key_bits: int,
+                 plaintext: bytes | None = None) -> NewDek:
+    """Generate a DEK (or take ``plaintext``, for migrations) and store it wrapped by the Active version."""
+    if not key.enabled:
+        raise InvalidParameterValue(f"Invalid parameter: KMS key is not enabled: {key.uuid}")
+    version = active_version(session, key)
+    wrapped_uuid = new_uuid()
+    profile = _profile(session, version, wrapped_uuid)
+    config = profiles.load_config(session, master_key, profile)
+    provider = runtime.provider(profile.protocol)
+    context = context_for(key, wrapped_uuid)
+    try:
+        if plaintext is None:
+            dek, blob = runtime.call(session, "generate DEK",
+                                     lambda: provider.generate_and_wrap(config, version.kek_label, key_bits, context))
+        else:
+            dek = bytearray(plaintext)
+            blob = runtime.call(session, "wrap", lambda: provider.wrap(config, version.kek_label, plaintext, context))
+    except KmsError as exc:
+        raise CloudRuntimeError(f"Failed to wrap key: {exc.message}") from None
+    row = WrappedKey(uuid=wrapped_uuid, kms_key_id=key.id, kek_version_id=version.id, zone_id=key.zone_id,
+                     wrapped_blob=blob)
+    session.add(row)
+    session.flush()
+    return NewDek(row, dek)
+
+
+def unwrap(session: Session, runtime: KmsRuntime, master_key: MasterKey, wrapped: WrappedKey) -> bytearray:
+    """The DEK of a wrapped key, using the KEK version recorded on it."""
+    key = session.get(KmsKey, wrapped.kms_key_id)
+    version = session.get(KekVersion, wrapped.kek_version_id)
+    if key is None or version is None or version.status == ARCHIVED:
+        raise CloudRuntimeError(f"Wrap/unwrap operation failed: Failed to unwrap key: no available KEK version for "
+                                f"wrapped key {wrapped.uuid}")
+    profile = _profile(session, version, wrapped.uuid)
+    config = profiles.load_config(session, master_key, profile)
+    provider = runtime.provider(profile.protocol)
+    context = context_for(key, wrapped.uuid)
+    try:
+        return runtime.call(session, "unwrap",
+                            lambda: provider.unwrap(config, version.kek_label, bytes(wrapped.wrapped_blob), context))
+    except KmsError as exc:
+        raise CloudRuntimeError(f"Failed to unwrap key {wrapped.uuid}: {exc.message}") from None

@@ -1,0 +1,139 @@
+"""KMS keys: creation (KEK version 1 in the provider), updates, deletion, and their views."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ...api.errors import CloudRuntimeError, InvalidParameterValue
+from ...models import Account, DataCenter, Domain, User
+from ...models.base import new_uuid, utcnow
+from ...models.kms import ACTIVE, ARCHIVED, PURPOSE_VOLUME, HsmProfile, KekVersion, KmsKey, WrappedKey
+from ...providers.base import KmsError
+from ...security.masterkey import MasterKey
+from .. import events
+from . import profiles
+from .runtime import KmsRuntime
+
+log = logging.getLogger(__name__)
+PURPOSE_SHORT = {PURPOSE_VOLUME: "volume"}
+
+
+def kek_label(key: KmsKey, version: int) -> str:
+    """Upstream's label: ``volume-kek-<domain id>-<account id>-<uuid without dashes>-v<n>``."""
+    return f"{PURPOSE_SHORT.get(key.purpose, 'volume')}-kek-{key.domain_id}-{key.account_id}-" \
+           f"{key.uuid.replace('-', '')}-v{version}"
+
+
+def provider_failure(prefix: str, exc: KmsError) -> CloudRuntimeError:
+    return CloudRuntimeError(f"{prefix}{exc.message}")
+
+
+def create_key(session: Session, runtime: KmsRuntime, master_key: MasterKey, *, owner: Account, name: str,
+               description: str | None, zone: DataCenter, profile: HsmProfile, key_bits: int) -> KmsKey:
+    """Create the KEK (version 1) in the profile's provider, then the key rows.
+
+    The provider call comes first so no row points at a KEK that does not exist; if the rows
+    then fail, the new KEK is destroyed again.
+    """
+    if key_bits not in (128, 192, 256):
+        raise InvalidParameterValue("Key bits must be 128, 192, or 256")
+    if not profile.enabled:
+        raise InvalidParameterValue(f"HSM profile is not enabled: {profile.name}")
+    duplicate = session.scalar(select(KmsKey.id).where(KmsKey.account_id == owner.id, KmsKey.name == name,
+                                                       KmsKey.removed.is_(None)))
+    if duplicate:
+        raise InvalidParameterValue(f"A KMS key with name {name} already exists in this account")
+    key = KmsKey(uuid=new_uuid(), name=name, description=description, purpose=PURPOSE_VOLUME,
+                 account_id=owner.id, domain_id=owner.domain_id, zone_id=zone.id, key_bits=key_bits, enabled=True,
+                 hsm_profile_id=profile.id)
+    label = kek_label(key, 1)
+    config = profiles.load_config(session, master_key, profile)
+    provider = runtime.provider(profile.protocol)
+    try:
+        label = runtime.call(session, "create KEK", lambda: provider.create_kek(config, label, key_bits))
+    except KmsError as exc:
+        raise provider_failure("Failed to create KMS key: ", exc) from None
+    try:
+        key.kek_label = label
+        session.add(key)
+        session.flush()
+        session.add(KekVersion(kms_key_id=key.id, version_number=1, kek_label=label, status=ACTIVE,
+                               hsm_profile_id=profile.id))
+        session.flush()
+    except Exception:
+        _destroy_quietly(runtime, session, provider, config, label)
+        raise
+    return key
+
+
+def _destroy_quietly(runtime: KmsRuntime, session: Session, provider, config, label: str) -> None:  # noqa: ANN001
+    try:
+        provider.delete_kek(config, label)
+    except Exception:  # noqa: BLE001 - the original failure matters more; the orphan is logged
+        log.warning("could not remove KEK %s after a failed key creation", label)
+
+
+def active_version(session: Session, key: KmsKey) -> KekVersion:
+    version = session.scalars(select(KekVersion).where(KekVersion.kms_key_id == key.id, KekVersion.status == ACTIVE,
+                                                       KekVersion.removed.is_(None))).first()
+    if version is None:
+        raise CloudRuntimeError(f"KMS key {key.uuid} has no active KEK version")
+    return version
+
+
+def wrapped_key_count(session: Session, key: KmsKey) -> int:
+    return session.scalar(select(func.count()).select_from(WrappedKey).where(
+        WrappedKey.kms_key_id == key.id, WrappedKey.removed.is_(None))) or 0
+
+
+#: Callables ``(session, key) -> bool`` telling whether a volume still uses the key (issue 4 registers one).
+VOLUME_USAGE_CHECKS: list = []
+
+
+def delete_key(session: Session, runtime: KmsRuntime, master_key: MasterKey, key: KmsKey, user: User) -> None:
+    """Refuse while anything references the key; otherwise delete its KEKs, then the key."""
+    count = wrapped_key_count(session, key)
+    if count:
+        raise InvalidParameterValue(f"Cannot delete KMS key: {key.uuid}. {count} wrapped key(s) still reference "
+                                    "this key")
+    if any(check(session, key) for check in VOLUME_USAGE_CHECKS):
+        raise InvalidParameterValue(f"Cannot delete KMS key: {key.uuid}. There are Volumes which still reference "
+                                    "this key")
+    owner = session.get(Account, key.account_id)
+    for version in session.scalars(select(KekVersion).where(KekVersion.kms_key_id == key.id,
+                                                            KekVersion.removed.is_(None))):
+        if version.status != ARCHIVED:
+            profile = session.get(HsmProfile, version.hsm_profile_id)
+            try:
+                config = profiles.load_config(session, master_key, profile)
+                provider = runtime.provider(profile.protocol)
+                runtime.call(session, "delete KEK", lambda: provider.delete_kek(config, version.kek_label))
+            except KmsError:
+                log.warning("failed to delete KEK %s during KMS key deletion", version.kek_label)
+                events.record(session, event_type="KMS.KEY.DELETE", user=user, account=owner, level=events.WARN,
+                              description=f"Failed to delete KEK {version.kek_label} from provider during KMS key "
+                                          "deletion", resource_id=key.id, resource_type="KmsKey")
+        version.removed = utcnow()
+    key.removed = utcnow()
+
+
+def key_view(session: Session, key: KmsKey) -> dict[str, Any]:
+    owner = session.get(Account, key.account_id)
+    domain = session.get(Domain, key.domain_id)
+    zone = session.get(DataCenter, key.zone_id)
+    profile = session.get(HsmProfile, key.hsm_profile_id)
+    version = session.scalar(select(KekVersion.version_number).where(
+        KekVersion.kms_key_id == key.id, KekVersion.status == ACTIVE, KekVersion.removed.is_(None)))
+    return {
+        "id": key.uuid, "name": key.name, "description": key.description,
+        "account": owner.account_name if owner else None, "accountid": owner.uuid if owner else None,
+        "domainid": domain.uuid if domain else None, "domain": domain.name if domain else None,
+        "domainpath": domain.display_path if domain else None,
+        "zoneid": zone.uuid if zone else None, "zonename": zone.name if zone else None,
+        "hsmprofileid": profile.uuid if profile else None, "hsmprofile": profile.name if profile else None,
+        "algorithm": key.algorithm, "keybits": key.key_bits, "version": version, "enabled": bool(key.enabled),
+        "created": key.created, "keklabel": key.kek_label,
+    }

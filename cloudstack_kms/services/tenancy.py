@@ -1,0 +1,371 @@
+"""Domains, accounts and users: creating them, checking them, and removing them.
+
+The rules here are CloudStack's (``DomainManagerImpl``/``AccountManagerImpl``): a domain's
+``path`` is its parent's path plus ``<name>/``; an account belongs to one domain and starts
+with one user; a username is unique within a domain; the built-in accounts (``default`` = 1)
+and the ROOT domain cannot be deleted; deletion is a soft delete (``removed`` timestamps).
+
+Functions take the session and never commit: the caller (a command, a job, the CLI) owns the
+transaction, so a refusal anywhere (a hook raising, a check failing) rolls back everything
+the operation did, including what earlier hooks changed. Access to the domain tree (who may
+act inside which domain) is checked by the commands with :mod:`cloudstack_kms.api.access`;
+the role-type rule (nobody creates or deletes an account of a role type above its own) is
+checked here because it belongs to the operation, not to the request.
+
+Extension points
+----------------
+Later subsystems that own rows of an account or a domain (KMS keys, HSM profiles, volumes)
+register into these lists when their module is imported (normally from
+``cloudstack_kms/extensions.py``). Each callable runs inside the deleting transaction:
+
+:data:`ACCOUNT_DELETE_HOOKS`
+    ``hook(session, account)`` runs for every account about to be removed, by
+    ``deleteAccount`` and by ``deleteDomain cleanup=true`` alike, *before* the account and
+    its users are marked removed (so the hook still sees them live). A hook either cleans up
+    what the account owns (soft-deletes its keys, schedules its volumes) or refuses the whole
+    delete by raising an :class:`~cloudstack_kms.api.errors.ApiError` (e.g.
+    ``ResourceInUse``); the error text reaches the caller as the job's ``errortext``.
+
+:data:`DOMAIN_DELETE_CHECKS`
+    ``check(session, domain)`` runs for every domain a ``deleteDomain`` would remove (the
+    domain itself and, with ``cleanup=true``, each sub-domain), before anything is changed.
+    It inspects and raises to refuse; it must not modify rows.
+
+:data:`DOMAIN_DELETE_HOOKS`
+    ``hook(session, domain)`` runs for every domain as it is removed, after its accounts
+    are gone and before it is marked removed: the place to drop rows scoped to the domain
+    (domain-dedicated profiles, settings). It may also raise to refuse.
+
+Hooks must not commit, must not open their own transactions, and must be idempotent with
+respect to rows already removed (a domain cleanup may reach an account whose own hook
+already ran in an earlier, rolled-back attempt).
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from ..api.errors import CloudRuntimeError, InvalidParameterValue, PermissionDenied
+from ..models import Account, Domain, Role, User
+from ..models.base import new_uuid, utcnow
+from ..models.tenancy import (ACCOUNT_TYPE_ADMIN, ACCOUNT_TYPE_DOMAIN_ADMIN, ACCOUNT_TYPE_RESOURCE_ADMIN,
+                              ACCOUNT_TYPE_USER, DEFAULT_ROLE_ID_BY_ACCOUNT_TYPE, ROLE_ADMIN,
+                              ROLE_DOMAIN_ADMIN, ROLE_RESOURCE_ADMIN, ROLE_TYPE_BY_ACCOUNT_TYPE, ROLE_USER)
+from ..security.passwords import hash_password
+
+ROOT_DOMAIN_ID = 1
+SYSTEM_ACCOUNT_ID = 1
+SYSTEM_USER_ID = 1
+STATE_ACTIVE, STATE_INACTIVE = "Active", "Inactive"
+ACCOUNT_STATE_REMOVED = "removed"
+#: The ``source`` of users created here (shown as ``usersource`` = ``native``).
+SOURCE_NATIVE = "UNKNOWN"
+
+#: Hooks run for each account about to be removed; see the module docstring.
+ACCOUNT_DELETE_HOOKS: list[Callable[[Session, Account], None]] = []
+#: Checks run for each domain a deleteDomain would remove, before any change.
+DOMAIN_DELETE_CHECKS: list[Callable[[Session, Domain], None]] = []
+#: Hooks run for each domain as it is removed, after its accounts are removed.
+DOMAIN_DELETE_HOOKS: list[Callable[[Session, Domain], None]] = []
+
+# CloudStack's RoleType ids: a smaller number is a more powerful role type.
+_ROLE_RANK = {ROLE_ADMIN: 1, ROLE_RESOURCE_ADMIN: 2, ROLE_DOMAIN_ADMIN: 4, ROLE_USER: 8}
+ACCOUNT_TYPE_BY_ROLE_TYPE = {role: account_type for account_type, role in ROLE_TYPE_BY_ACCOUNT_TYPE.items()}
+ACCOUNT_TYPES = (ACCOUNT_TYPE_USER, ACCOUNT_TYPE_ADMIN, ACCOUNT_TYPE_DOMAIN_ADMIN, ACCOUNT_TYPE_RESOURCE_ADMIN)
+_ACCOUNT_TYPE_NAMES = {ACCOUNT_TYPE_USER: "NORMAL", ACCOUNT_TYPE_ADMIN: "ADMIN",
+                       ACCOUNT_TYPE_DOMAIN_ADMIN: "DOMAIN_ADMIN", ACCOUNT_TYPE_RESOURCE_ADMIN: "RESOURCE_DOMAIN_ADMIN"}
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+NETWORK_DOMAIN_TEXT = (
+    "Invalid network domain. Total length shouldn't exceed 190 chars. Each domain label must be between 1 and 63 "
+    "characters long, can contain ASCII letters 'a' through 'z', the digits '0' through '9', and the hyphen ('-'); "
+    "can't start or end with \"-\"")
+EMPTY_PASSWORD_TEXT = "Empty passwords are not allowed"
+
+
+# ------------------------------------------------------------------ small helpers
+def role_rank(role_type: str) -> int:
+    return _ROLE_RANK.get(role_type, 100)
+
+
+def domain_label(domain: Domain) -> str:
+    """How texts name a domain: its path and uuid, never the numeric id."""
+    return f"{domain.display_path} ({domain.uuid})"
+
+
+def validate_network_domain(value: str | None) -> None:
+    """CloudStack's ``NetUtils.verifyDomainName``: dot-separated DNS labels, 190 chars at most."""
+    if not value:
+        return
+    if len(value) > 190 or not all(_LABEL.match(label) for label in value.split(".")):
+        raise InvalidParameterValue(NETWORK_DOMAIN_TEXT)
+
+
+def check_custom_uuid(value: str | None, param: str) -> None:
+    """A caller-chosen uuid (``domainid``/``accountid``/``userid`` of the create commands) must look like one."""
+    if value is not None and not _UUID.match(value):
+        raise InvalidParameterValue(f"Invalid value {value} for parameter {param}: a UUID is expected")
+
+
+def _check_free_uuid(session: Session, model: type, value: str | None, what: str) -> None:
+    if value and session.scalar(select(func.count()).select_from(model).where(model.uuid == value)):
+        raise InvalidParameterValue(f"{what} with UUID [{value}] already exists")
+
+
+def _lock_domain(session: Session, domain: Domain) -> None:
+    """Serialise creations inside one domain (uniqueness checks) on MySQL; SQLite already serialises writers."""
+    session.execute(select(Domain.id).where(Domain.id == domain.id).with_for_update())
+
+
+def check_role_rank(caller: Account | None, target_role_type: str, target_name: str | None,
+                    target_uuid: str | None) -> None:
+    """Nobody acts on an account whose role type is above its own (root admin and system excepted)."""
+    if caller is None or caller.role_type == ROLE_ADMIN:
+        return
+    if role_rank(caller.role_type) > role_rank(target_role_type):
+        raise PermissionDenied(
+            f"The calling account [{caller.account_name}, {caller.uuid}] has a lower role type than the user "
+            f"account [{target_name}, {target_uuid}]")
+
+
+def subtree(session: Session, domain: Domain, *, include_self: bool = True) -> list[Domain]:
+    """Live domains under ``domain`` (by path prefix), deepest first."""
+    stmt = select(Domain).where(Domain.path.startswith(domain.path, autoescape=True), Domain.removed.is_(None))
+    rows = [d for d in session.scalars(stmt) if include_self or d.id != domain.id]
+    return sorted(rows, key=lambda d: (-d.level, d.id))
+
+
+def child_counts(session: Session, domain_ids: list[int]) -> dict[int, int]:
+    """Number of live children of each domain id (``haschild``)."""
+    if not domain_ids:
+        return {}
+    rows = session.execute(select(Domain.parent, func.count()).where(
+        Domain.parent.in_(domain_ids), Domain.removed.is_(None)).group_by(Domain.parent))
+    return {parent: count for parent, count in rows}
+
+
+def live_accounts(session: Session, domain: Domain) -> list[Account]:
+    return list(session.scalars(select(Account).where(Account.domain_id == domain.id, Account.removed.is_(None))
+                                .order_by(Account.id)))
+
+
+def account_users(session: Session, accounts: list[Account]) -> dict[int, list[User]]:
+    """Live users of each account, by account id, oldest first."""
+    result: dict[int, list[User]] = {a.id: [] for a in accounts}
+    if not accounts:
+        return result
+    for user in session.scalars(select(User).where(User.account_id.in_(list(result)), User.removed.is_(None))
+                                .order_by(User.id)):
+        result[user.account_id].append(user)
+    return result
+
+
+def find_user_in_domain(session: Session, username: str, domain: Domain) -> User | None:
+    return session.scalars(
+        select(User).join(Account, User.account_id == Account.id)
+        .where(User.username == username, User.removed.is_(None), Account.domain_id == domain.id)).first()
+
+
+def find_account_in_domain(session: Session, name: str, domain: Domain) -> Account | None:
+    return session.scalars(select(Account).where(Account.account_name == name, Account.domain_id == domain.id,
+                                                 Account.removed.is_(None))).first()
+
+
+# ------------------------------------------------------------------ domains
+def create_domain(session: Session, *, name: str, parent: Domain, owner: Account,
+                  network_domain: str | None = None, uuid: str | None = None) -> Domain:
+    """A new child of ``parent``. ``owner`` is the creating account, as upstream records it."""
+    if parent.state == STATE_INACTIVE:
+        raise CloudRuntimeError(f"The domain cannot be created as the parent domain {parent.name} is being deleted")
+    if "/" in name:
+        # The path is built from names, so a slash would forge a path of another branch.
+        raise InvalidParameterValue(f"Domain name [{name}] cannot contain the character '/'")
+    validate_network_domain(network_domain)
+    _lock_domain(session, parent)
+    taken = session.scalars(select(Domain.id).where(Domain.parent == parent.id, Domain.name == name,
+                                                    Domain.removed.is_(None))).first()
+    if taken is not None:
+        raise InvalidParameterValue(f"Domain with name [{name}] already exists for the parent with ID [{parent.uuid}].")
+    _check_free_uuid(session, Domain, uuid, "Domain")
+    domain = Domain(name=name, parent=parent.id, owner=owner.id, path=f"{parent.path}{name}/",
+                    level=parent.level + 1, network_domain=network_domain or None, state=STATE_ACTIVE,
+                    uuid=uuid or new_uuid())
+    session.add(domain)
+    # Counters updated in SQL, not read-modify-write, so concurrent creations do not lose counts.
+    session.execute(update(Domain).where(Domain.id == parent.id).values(
+        child_count=Domain.child_count + 1, next_child_seq=Domain.next_child_seq + 1))
+    session.flush()
+    return domain
+
+
+def check_domain_deletable(domain: Domain) -> None:
+    if domain.id == ROOT_DOMAIN_ID or domain.parent is None:
+        raise PermissionDenied("Can't delete ROOT domain")
+
+
+def delete_domain(session: Session, domain: Domain, *, cleanup: bool, caller: Account | None = None) -> None:
+    """Remove ``domain``; with ``cleanup`` also every sub-domain and account under it.
+
+    Without ``cleanup`` the domain must be empty (no live sub-domain, no live account),
+    as upstream. Everything happens in the caller's transaction: a refusal anywhere leaves
+    the tree as it was.
+    """
+    check_domain_deletable(domain)
+    if not cleanup:
+        pending = session.scalar(select(func.count()).select_from(Account).where(
+            Account.domain_id == domain.id, Account.removed.is_not(None), Account.cleanup_needed.is_(True))) or 0
+        if pending:
+            raise CloudRuntimeError(f"Can't delete the domain yet because it has {pending} accounts to cleanup")
+        has_child = child_counts(session, [domain.id]).get(domain.id, 0) > 0
+        if has_child or live_accounts(session, domain):
+            raise CloudRuntimeError(
+                f"Delete failed on domain {domain.name} (id: {domain.uuid}); Please make sure all users and sub "
+                "domains have been removed from the domain before deleting")
+        doomed = [domain]
+    else:
+        doomed = subtree(session, domain)
+    for check in DOMAIN_DELETE_CHECKS:
+        for each in doomed:
+            check(session, each)
+    now = utcnow()
+    for each in doomed:  # deepest first: children go before their parent
+        each.state = STATE_INACTIVE
+        for account in live_accounts(session, each):
+            delete_account(session, account, caller=caller, checked=False)
+        for hook in DOMAIN_DELETE_HOOKS:
+            hook(session, each)
+        each.removed = now
+        session.execute(update(Domain).where(Domain.id == each.parent, Domain.child_count > 0)
+                        .values(child_count=Domain.child_count - 1))
+    session.flush()
+
+
+# ------------------------------------------------------------------ accounts and users
+def resolve_account_type(account_type: int | None, role: Role | None) -> tuple[int, int]:
+    """(account type, role id) from ``accounttype`` and/or ``roleid``; the role wins, as upstream."""
+    if role is not None:
+        if role.role_type not in ACCOUNT_TYPE_BY_ROLE_TYPE:
+            raise InvalidParameterValue(f"Role {role.name} has an unknown role type {role.role_type}")
+        return ACCOUNT_TYPE_BY_ROLE_TYPE[role.role_type], role.id
+    if account_type is None:
+        raise InvalidParameterValue("Neither account type and role ID are not provided")
+    if account_type not in ACCOUNT_TYPES:
+        raise InvalidParameterValue(f"Invalid account type {account_type} given; valid types are 0 (user), "
+                                    "1 (root admin), 2 (domain admin) and 3 (resource admin)")
+    return account_type, DEFAULT_ROLE_ID_BY_ACCOUNT_TYPE[account_type]
+
+
+def _check_user_fields(username: str, password: str, timezone: str | None) -> None:
+    if not password:
+        raise InvalidParameterValue(EMPTY_PASSWORD_TEXT)
+    if not username.strip():
+        raise InvalidParameterValue("Username is empty")
+    if timezone is not None and len(timezone) > 30:
+        raise InvalidParameterValue(f"Invalid timezone {timezone}: at most 30 characters")
+
+
+def _new_user(session: Session, account: Account, *, username: str, password: str, firstname: str,
+              lastname: str, email: str | None, timezone: str | None, uuid: str | None) -> User:
+    _check_free_uuid(session, User, uuid, "User")
+    user = User(uuid=uuid or new_uuid(), username=username, password=hash_password(password), account_id=account.id,
+                firstname=firstname, lastname=lastname, email=email, timezone=timezone, state="enabled",
+                source=SOURCE_NATIVE, created=utcnow())
+    session.add(user)
+    session.flush()
+    return user
+
+
+def create_account(session: Session, *, caller: Account | None, domain: Domain, username: str, password: str,
+                   firstname: str, lastname: str, email: str | None, account_type: int | None = None,
+                   role: Role | None = None, account_name: str | None = None, timezone: str | None = None,
+                   network_domain: str | None = None, account_uuid: str | None = None,
+                   user_uuid: str | None = None) -> tuple[Account, User]:
+    """A new account in ``domain`` with its first user; ``account_name`` defaults to the username."""
+    account_type, role_id = resolve_account_type(account_type, role)
+    name = account_name or username
+    _check_user_fields(username, password, timezone)
+    if len(name) > 100:
+        raise InvalidParameterValue(f"Account name {name} is too long: at most 100 characters")
+    if domain.state == STATE_INACTIVE:
+        raise CloudRuntimeError(f"The account cannot be created as domain {domain.name} is being deleted")
+    _lock_domain(session, domain)
+    if find_user_in_domain(session, username, domain) is not None:
+        raise InvalidParameterValue(f"The user {username} already exists in domain {domain_label(domain)}")
+    validate_network_domain(network_domain)
+    if domain.id != ROOT_DOMAIN_ID and account_type == ACCOUNT_TYPE_ADMIN:
+        raise InvalidParameterValue(
+            f"Invalid account type {_ACCOUNT_TYPE_NAMES[account_type]} given for an account in domain "
+            f"{domain_label(domain)}; unable to create user of admin role type in non-ROOT domain.")
+    if find_account_in_domain(session, name, domain) is not None:
+        raise InvalidParameterValue(f"The specified account: {name} already exists")
+    _check_free_uuid(session, Account, account_uuid, "Account")
+    account_uuid = account_uuid or new_uuid()
+    role_row = session.get(Role, role_id)
+    check_role_rank(caller, role_row.role_type if role_row else ROLE_TYPE_BY_ACCOUNT_TYPE[account_type], name,
+                    account_uuid)
+    account = Account(uuid=account_uuid, account_name=name, type=account_type, role_id=role_id, domain_id=domain.id,
+                      state="enabled", network_domain=network_domain or None, default=0, created=utcnow())
+    session.add(account)
+    session.flush()
+    user = _new_user(session, account, username=username, password=password, firstname=firstname,
+                     lastname=lastname, email=email, timezone=timezone, uuid=user_uuid)
+    return account, user
+
+
+def create_user(session: Session, *, caller: Account | None, account: Account, username: str, password: str,
+                firstname: str, lastname: str, email: str | None, timezone: str | None = None,
+                user_uuid: str | None = None) -> User:
+    """One more user of an existing, enabled account."""
+    domain = account.domain
+    _check_user_fields(username, password, timezone)
+    if domain.state == STATE_INACTIVE:
+        raise CloudRuntimeError(f"The user cannot be created as domain {domain.name} is being deleted")
+    if account.id == SYSTEM_ACCOUNT_ID:
+        raise PermissionDenied(f"Account: {account.account_name} is a system account, can't add a user to it")
+    _lock_domain(session, domain)
+    if find_user_in_domain(session, username, domain) is not None:
+        raise InvalidParameterValue(f"The user {username} already exists in domain {domain_label(domain)}")
+    check_role_rank(caller, account.role_type, account.account_name, account.uuid)
+    return _new_user(session, account, username=username, password=password, firstname=firstname,
+                     lastname=lastname, email=email, timezone=timezone, uuid=user_uuid)
+
+
+def find_enabled_account(session: Session, name: str, domain: Domain) -> Account:
+    account = session.scalars(select(Account).where(Account.account_name == name, Account.domain_id == domain.id,
+                                                    Account.removed.is_(None), Account.state == "enabled")).first()
+    if account is None:
+        raise InvalidParameterValue(f"Unable to find account {name} in domain {domain_label(domain)} to create user")
+    return account
+
+
+def check_account_deletable(account: Account, caller: Account | None = None) -> None:
+    """The refusals of ``deleteAccount`` that do not depend on what the account owns."""
+    if account.default:
+        raise InvalidParameterValue("The account is default and can't be removed")
+    check_role_rank(caller, account.role_type, account.account_name, account.uuid)
+
+
+def delete_account(session: Session, account: Account, *, caller: Account | None = None,
+                   checked: bool = True) -> None:
+    """Soft-delete ``account`` and its users after every :data:`ACCOUNT_DELETE_HOOKS` agreed.
+
+    ``checked`` False skips the caller's role-type check (a domain cleanup already decided),
+    never the default-account refusal.
+    """
+    if account.removed is not None:
+        return
+    if checked:
+        check_account_deletable(account, caller)
+    elif account.default:
+        raise InvalidParameterValue("The account is default and can't be removed")
+    for hook in ACCOUNT_DELETE_HOOKS:
+        hook(session, account)
+    now = utcnow()
+    session.execute(update(User).where(User.account_id == account.id, User.removed.is_(None)).values(removed=now))
+    account.removed = now
+    account.state = ACCOUNT_STATE_REMOVED
+    account.cleanup_needed = False
+    session.flush()

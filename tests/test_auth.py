@@ -1,0 +1,338 @@
+"""Login sessions and request signatures, on the wire (api-conventions.md §2 and §3)."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from tests.support.client import Client
+from tests.support.server import ServerProcess
+from tests.support.tenants import create_tenant, set_user_state
+
+VERIFY_TEXT = "unable to verify user credentials and/or request signature"
+SESSION_TEXT = "unable to verify user credentials"
+
+
+# ------------------------------------------------------------------ helpers
+def java_encode(value: str) -> str:
+    """``URLEncoder.encode(v, "UTF-8")`` with ``+`` turned into ``%20``: what the Java server signs."""
+    return quote(value, safe=".-*_").replace("~", "%7E")
+
+
+def signed(params: dict[str, str], secret: str, *, encode=java_encode, key_order=None,
+           lower_keys: bool = False) -> dict[str, str]:
+    """``params`` plus a signature built the way a given client builds it."""
+    items = sorted(params.items(), key=key_order or (lambda kv: kv[0]))
+    text = "&".join(f"{k.lower() if lower_keys else k}={encode(v)}" for k, v in items).lower()
+    digest = hmac.new(secret.encode(), text.encode(), hashlib.sha1).digest()
+    return {**params, "signature": base64.b64encode(digest).decode()}
+
+
+def cookie_headers(resp: requests.Response) -> dict[str, str]:
+    """Each Set-Cookie header by cookie name."""
+    headers = resp.raw.headers.getlist("Set-Cookie")
+    return {h.split("=", 1)[0]: h for h in headers}
+
+
+def login(url: str, username: str, password: str, http: requests.Session | None = None, **extra) -> requests.Response:
+    http = http or requests.Session()
+    return http.post(url, data={"command": "login", "username": username, "password": password,
+                                "domain": "/", "response": "json", **extra}, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def tenant(kms_env, server):
+    return create_tenant(kms_env, "User")
+
+
+def future(minutes: int = 5) -> str:
+    return (datetime.now(timezone.utc) + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
+# ------------------------------------------------------------------ login
+def test_login_requires_post(server, kms_env):
+    resp = requests.get(server.url, params={"command": "login", "username": "admin",
+                                            "password": kms_env.admin_password, "response": "json"}, timeout=30)
+    assert resp.status_code == 405
+    assert resp.headers["Content-Type"].startswith("text/plain")
+    assert resp.text == "Please use HTTP POST to authenticate using this API"
+    assert "Set-Cookie" not in resp.headers
+
+
+def test_login_response_and_cookies(server, kms_env):
+    resp = login(server.url, "admin", kms_env.admin_password)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["Content-Type"].startswith("application/json")
+    body = resp.json()
+    assert list(body) == ["loginresponse"]
+    inner = body["loginresponse"]
+    assert inner["username"] == "admin"
+    assert inner["account"] == "admin"
+    assert inner["type"] == "1"
+    assert inner["is2faenabled"] == "false"
+    assert inner["registered"] == "false"
+    assert isinstance(inner["timeout"], int) and inner["timeout"] > 0
+    assert isinstance(inner["sessionkey"], str) and len(inner["sessionkey"]) >= 20
+    assert "=" not in inner["sessionkey"]  # URL-safe Base64 without padding
+    for field in ("userid", "domainid"):
+        assert isinstance(inner[field], str) and len(inner[field]) == 36
+    assert None not in inner.values()  # nulls are left out, never sent
+    assert "timezone" not in inner  # the admin has no time zone
+
+    cookies = cookie_headers(resp)
+    assert set(cookies) >= {"JSESSIONID", "sessionkey"}
+    for name in ("JSESSIONID", "sessionkey"):
+        attrs = [a.strip().lower() for a in cookies[name].split(";")]
+        assert "httponly" in attrs, cookies[name]
+        assert "path=/client" in attrs, cookies[name]
+    assert cookies["sessionkey"].startswith(f"sessionkey={inner['sessionkey']};")
+
+
+def test_login_with_query_string_parameters(server, kms_env):
+    """Python CloudMonkey posts with every parameter in the query string and an empty body."""
+    resp = requests.post(server.url, params={"command": "login", "username": "admin",
+                                             "password": kms_env.admin_password, "response": "json"}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["loginresponse"]["sessionkey"]
+
+
+def test_session_key_parameter_cookie_or_both(server, kms_env):
+    http = requests.Session()
+    key = login(server.url, "admin", kms_env.admin_password, http).json()["loginresponse"]["sessionkey"]
+    query = {"command": "listZones", "response": "json"}
+
+    both = http.get(server.url, params={**query, "sessionkey": key}, timeout=30)
+    assert both.status_code == 200, both.text
+    assert both.json()["listzonesresponse"]["count"] == 1
+
+    cookie_only = http.get(server.url, params=query, timeout=30)
+    assert cookie_only.status_code == 200, cookie_only.text
+
+    param_only = requests.get(server.url, params={**query, "sessionkey": key}, timeout=30)
+    assert param_only.status_code == 200, param_only.text
+
+    post_form = requests.post(server.url, data={**query, "sessionkey": key}, timeout=30)
+    assert post_form.status_code == 200, post_form.text
+
+
+def test_session_key_mismatch_refused(server, kms_env):
+    http = requests.Session()
+    key = login(server.url, "admin", kms_env.admin_password, http).json()["loginresponse"]["sessionkey"]
+    other = login(server.url, "admin", kms_env.admin_password).json()["loginresponse"]["sessionkey"]
+    resp = http.get(server.url, params={"command": "listZones", "response": "json", "sessionkey": other},
+                    timeout=30)
+    assert resp.status_code == 401
+    assert resp.json() == {"listzonesresponse": {"uuidList": [], "errorcode": 401, "errortext": SESSION_TEXT}}
+
+
+def test_unknown_session_key_refused(server):
+    resp = requests.get(server.url, params={"command": "listZones", "response": "json",
+                                            "sessionkey": "no-such-session-key-000000"}, timeout=30)
+    assert resp.status_code == 401
+    assert resp.json()["listzonesresponse"]["errortext"] == SESSION_TEXT
+    assert "cserrorcode" not in resp.json()["listzonesresponse"]
+
+
+def test_no_credentials_refused(server):
+    resp = requests.get(server.url, params={"command": "listZones", "response": "json"}, timeout=30)
+    assert resp.status_code == 401
+    assert resp.json() == {"listzonesresponse": {"uuidList": [], "errorcode": 401, "errortext": VERIFY_TEXT}}
+
+
+def test_wrong_password(server, kms_env):
+    resp = login(server.url, "admin", kms_env.admin_password + "x")
+    assert resp.status_code == 531
+    assert resp.headers["Content-Type"].startswith("application/json")
+    inner = resp.json()["loginresponse"]
+    assert inner["errorcode"] == 531
+    assert "cserrorcode" not in inner
+    assert inner["errortext"].startswith("Failed to authenticate user admin in domain ")
+    assert "sessionkey" not in cookie_headers(resp)
+
+
+def test_unknown_user_and_unknown_domain(server, kms_env):
+    assert login(server.url, "nobody-here", "x").status_code == 531
+    resp = login(server.url, "admin", kms_env.admin_password, domain="/nowhere/")
+    assert resp.status_code == 531
+    assert resp.json()["loginresponse"]["errortext"] == "Unable to find the domain from the path /nowhere/"
+
+
+def test_login_of_a_user_account(server, tenant):
+    resp = login(server.url, tenant.username, tenant.password)
+    assert resp.status_code == 200, resp.text
+    inner = resp.json()["loginresponse"]
+    assert inner["type"] == "0"
+    assert inner["userid"] == tenant.user_uuid
+
+
+def test_logout_ends_the_session(server, kms_env):
+    http = requests.Session()
+    key = login(server.url, "admin", kms_env.admin_password, http).json()["loginresponse"]["sessionkey"]
+    query = {"command": "listZones", "response": "json", "sessionkey": key}
+    assert http.get(server.url, params=query, timeout=30).status_code == 200
+    out = http.post(server.url, data={"command": "logout", "response": "json", "sessionkey": key}, timeout=30)
+    assert out.status_code == 200
+    assert out.json() == {"logoutresponse": {"description": "success"}}
+    cleared = cookie_headers(out)
+    assert "sessionkey" in cleared and "max-age=0" in cleared["sessionkey"].lower()
+    after = requests.get(server.url, params=query, timeout=30)
+    assert after.status_code == 401
+    assert after.json()["listzonesresponse"]["errortext"] == SESSION_TEXT
+
+
+def test_logout_without_session(server):
+    resp = requests.get(server.url, params={"command": "logout", "response": "json"}, timeout=30)
+    assert resp.status_code == 200
+    assert resp.json() == {"logoutresponse": {"description": "success"}}
+
+
+# ------------------------------------------------------------------ signatures
+def call(server, params):
+    return requests.get(server.url, params=params, timeout=30)
+
+
+def base_params(keys, **extra) -> dict[str, str]:
+    return {"command": "listZones", "response": "json", "apiKey": keys["apikey"], **extra}
+
+
+def test_signature_v1_without_expires(server, admin_keys):
+    resp = call(server, signed(base_params(admin_keys), admin_keys["secretkey"]))
+    assert resp.status_code == 200, resp.text
+
+
+def test_signature_v3(server, admin_keys):
+    params = base_params(admin_keys, signatureversion="3", expires=future())
+    assert call(server, signed(params, admin_keys["secretkey"])).status_code == 200
+    # the camelCase name counts too (cs sends signatureVersion)
+    params = base_params(admin_keys, signatureVersion="3", expires=future())
+    assert call(server, signed(params, admin_keys["secretkey"])).status_code == 200
+
+
+@pytest.mark.parametrize("expires", [None, "", "tomorrow", "2020-01-01T00:00:00+0000"])
+def test_signature_v3_bad_expires(server, admin_keys, expires):
+    params = base_params(admin_keys, signatureversion="3")
+    if expires is not None:
+        params["expires"] = expires
+    resp = call(server, signed(params, admin_keys["secretkey"]))
+    assert resp.status_code == 401
+    assert resp.json()["listzonesresponse"] == {"uuidList": [], "errorcode": 401, "errortext": VERIFY_TEXT}
+
+
+def test_expires_without_v3_is_not_checked(server, admin_keys):
+    params = base_params(admin_keys, expires="2020-01-01T00:00:00+0000")
+    assert call(server, signed(params, admin_keys["secretkey"])).status_code == 200
+
+
+def test_java_exact_encoding_of_tilde(server, admin_keys):
+    """The exact Java form encodes ``~`` as ``%7E``; a client that does so must be accepted."""
+    params = base_params(admin_keys, keyword="a~b c")
+    resp = call(server, signed(params, admin_keys["secretkey"]))
+    assert resp.status_code == 200, resp.text
+
+
+def test_tolerated_raw_tilde(server, admin_keys):
+    """Go cmk, cs, libcloud and Marvin leave ``~`` raw."""
+    params = base_params(admin_keys, keyword="a~b")
+    resp = call(server, signed(params, admin_keys["secretkey"], encode=lambda v: quote(v, safe="~.-*_")))
+    assert resp.status_code == 200, resp.text
+
+
+def test_tolerated_keys_sorted_lower_cased(server, admin_keys):
+    """Python CloudMonkey, libcloud and Marvin sort keys after lower-casing them."""
+    params = base_params(admin_keys, Keyword="zone")
+    # case-sensitive order puts "Keyword" first; lower-cased order puts it after "command"
+    lower_order = signed(params, admin_keys["secretkey"], key_order=lambda kv: kv[0].lower(), lower_keys=True)
+    exact = signed(params, admin_keys["secretkey"])
+    assert lower_order["signature"] != exact["signature"]
+    for variant in (lower_order, exact):
+        resp = call(server, variant)
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["listzonesresponse"]["count"] == 1
+
+
+def test_tolerated_raw_brackets_in_values(server, admin_keys):
+    params = base_params(admin_keys, keyword="[x]")
+    resp = call(server, signed(params, admin_keys["secretkey"], encode=lambda v: quote(v, safe="[]*")))
+    assert resp.status_code == 200, resp.text
+
+
+def test_other_variants_refused(server, admin_keys):
+    """Tolerance stops at the documented variants: e.g. ``+`` for a space is not accepted."""
+    params = base_params(admin_keys, keyword="a b")
+    resp = call(server, signed(params, admin_keys["secretkey"], encode=lambda v: quote(v, safe="").replace("%20", "+")))
+    assert resp.status_code == 401
+
+
+def test_signature_over_post_form_and_query_mixed(server, admin_keys):
+    """Parameters in the query string and the form body are signed together."""
+    params = signed(base_params(admin_keys, keyword="zone"), admin_keys["secretkey"])
+    query = {k: params[k] for k in ("command", "signature")}
+    form = {k: v for k, v in params.items() if k not in query}
+    resp = requests.post(server.url, params=query, data=form, timeout=30)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["listzonesresponse"]["count"] == 1
+
+
+def test_missing_signature_or_key(server, admin_keys):
+    params = base_params(admin_keys)
+    assert call(server, params).status_code == 401  # no signature
+    no_key = signed({"command": "listZones", "response": "json"}, admin_keys["secretkey"])
+    assert call(server, no_key).status_code == 401
+
+
+def test_unknown_api_key(server, admin_keys):
+    params = signed(base_params({"apikey": "no-such-key"}), admin_keys["secretkey"])
+    resp = call(server, params)
+    assert resp.status_code == 401
+    assert resp.json()["listzonesresponse"]["errortext"] == VERIFY_TEXT
+
+
+def test_disabled_user_key_refused(kms_env, server):
+    tenant = create_tenant(kms_env, "User")
+    client = Client(server.url, tenant.apikey, tenant.secretkey)
+    assert client.request("listZones").status == 200
+    set_user_state(kms_env, tenant.username, "disabled")
+    try:
+        reply = client.request("listZones")
+        assert reply.status == 401
+        assert reply.inner() == {"uuidList": [], "errorcode": 401, "errortext": VERIFY_TEXT}
+        assert login(server.url, tenant.username, tenant.password).status_code == 531
+    finally:
+        set_user_state(kms_env, tenant.username, "enabled")
+    assert client.request("listZones").status == 200
+
+
+def test_disabled_user_session_refused(kms_env, server):
+    tenant = create_tenant(kms_env, "User")
+    client = Client(server.url)
+    client.login(tenant.username, tenant.password)
+    assert client.request("listZones").status == 200
+    set_user_state(kms_env, tenant.username, "disabled")
+    reply = client.request("listZones")
+    assert reply.status == 401
+    assert reply.inner()["errortext"] == SESSION_TEXT
+
+
+# ------------------------------------------------------------------ CLI
+def test_cli_passwd_then_login(env_factory):
+    kms = env_factory("passwd")
+    proc = ServerProcess(kms).start()
+    try:
+        old = kms.admin_password
+        assert login(proc.url, "admin", old).status_code == 200
+        out = kms.cli("user", "passwd", "admin", "--password", "N3w-Passw0rd!")
+        assert "password updated" in out.stdout
+        assert "N3w-Passw0rd!" not in out.stdout + out.stderr
+        resp = login(proc.url, "admin", "N3w-Passw0rd!")
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["loginresponse"]["type"] == "1"
+        assert login(proc.url, "admin", old).status_code == 531
+        missing = kms.cli("user", "passwd", "nobody", "--password", "x", check=False)
+        assert missing.returncode != 0 and "no user nobody" in missing.stderr
+    finally:
+        proc.stop()
