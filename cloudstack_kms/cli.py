@@ -64,7 +64,7 @@ def db_init(settings: Settings, out=sys.stdout) -> None:
     try:
         steps = database.create_schema()
         with database.transaction() as session:
-            report = bootstrap.seed(session)
+            report = bootstrap.seed(session, data_dir=settings.data_dir)
     finally:
         database.dispose()
     for step in steps:
@@ -150,6 +150,10 @@ def serve(settings: Settings, host: str, port: int, workers: int, threads: int, 
             self.cfg.set("accesslog", "-")
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("timeout", 120)
+            if "control_socket_disable" in self.cfg.settings:
+                # gunicorn >= 25 opens a control socket at one fixed per-user path, which every
+                # server on the host would share (and unlink on exit): not wanted here.
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):  # noqa: ANN202 - each worker process builds its own app and job workers
             return create_app(settings, ui_dir=ui_dir)

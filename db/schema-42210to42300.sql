@@ -410,3 +410,99 @@ CREATE TABLE IF NOT EXISTS `kms_database_kek_objects` (
   INDEX `idx_object_class_removed` (`object_class`, `removed`),
   INDEX `idx_created` (`created`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- ---------------------------------------------------------------------------------------
+-- Storage: the part of CloudStack that uses the keys. Legacy passphrases (4.18), disk
+-- offerings with the encrypt flag, directory-backed primary storage, and volumes with
+-- the 4.23 KMS columns.
+-- ---------------------------------------------------------------------------------------
+
+-- Legacy per-volume secret: Base64 of 48 random bytes, sealed with the master key.
+CREATE TABLE IF NOT EXISTS `passphrase` (
+  `id` bigint unsigned NOT NULL AUTO_INCREMENT,
+  `passphrase` varchar(255) DEFAULT NULL,
+  PRIMARY KEY (`id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE TABLE IF NOT EXISTS `disk_offering` (
+  `id` bigint unsigned NOT NULL AUTO_INCREMENT,
+  `uuid` varchar(40) DEFAULT NULL,
+  `name` varchar(255) NOT NULL,
+  `display_text` varchar(4096) DEFAULT NULL,
+  `disk_size` bigint unsigned NOT NULL DEFAULT 0,
+  `tags` varchar(4096) DEFAULT NULL,
+  `customized` tinyint(1) NOT NULL DEFAULT 0,
+  `use_local_storage` tinyint(1) NOT NULL DEFAULT 0,
+  `provisioning_type` varchar(32) NOT NULL DEFAULT 'thin',
+  `state` varchar(40) NOT NULL DEFAULT 'Active',
+  `display_offering` tinyint(1) NOT NULL DEFAULT 1,
+  `encrypt` tinyint(1) DEFAULT 0,
+  `created` datetime DEFAULT NULL,
+  `removed` datetime DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  CONSTRAINT `uc_disk_offering__uuid` UNIQUE (`uuid`),
+  INDEX `i_disk_offering__removed` (`removed`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE TABLE IF NOT EXISTS `storage_pool` (
+  `id` bigint unsigned NOT NULL AUTO_INCREMENT,
+  `name` varchar(255) DEFAULT NULL,
+  `uuid` varchar(255) DEFAULT NULL,
+  `pool_type` varchar(32) NOT NULL DEFAULT 'Filesystem',
+  `port` bigint NOT NULL DEFAULT 0,
+  `data_center_id` bigint unsigned NOT NULL,
+  `used_bytes` bigint unsigned DEFAULT NULL,
+  `capacity_bytes` bigint unsigned DEFAULT NULL,
+  `host_address` varchar(255) NOT NULL DEFAULT 'localhost',
+  `path` varchar(255) NOT NULL,
+  `status` varchar(32) DEFAULT 'Up',
+  `scope` varchar(255) DEFAULT 'ZONE',
+  `storage_provider_name` varchar(255) NOT NULL DEFAULT 'DefaultPrimary',
+  `created` datetime DEFAULT NULL,
+  `removed` datetime DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  CONSTRAINT `uc_storage_pool__uuid` UNIQUE (`uuid`),
+  INDEX `i_storage_pool__data_center_id` (`data_center_id`),
+  CONSTRAINT `fk_storage_pool__data_center_id` FOREIGN KEY (`data_center_id`) REFERENCES `data_center` (`id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE TABLE IF NOT EXISTS `volumes` (
+  `id` bigint unsigned NOT NULL AUTO_INCREMENT,
+  `uuid` varchar(40) DEFAULT NULL,
+  `name` varchar(255) DEFAULT NULL,
+  `account_id` bigint unsigned NOT NULL,
+  `domain_id` bigint unsigned NOT NULL,
+  `pool_id` bigint unsigned DEFAULT NULL,
+  `size` bigint unsigned NOT NULL,
+  `path` varchar(255) DEFAULT NULL,
+  `data_center_id` bigint unsigned NOT NULL,
+  `volume_type` varchar(64) NOT NULL DEFAULT 'DATADISK',
+  `disk_offering_id` bigint unsigned NOT NULL,
+  `format` varchar(255) DEFAULT NULL,
+  `state` varchar(32) DEFAULT NULL,
+  `provisioning_type` varchar(32) NOT NULL DEFAULT 'thin',
+  `display_volume` tinyint(1) NOT NULL DEFAULT 1,
+  `passphrase_id` bigint unsigned DEFAULT NULL,
+  `encrypt_format` varchar(64) DEFAULT NULL,
+  `kms_key_id` bigint unsigned DEFAULT NULL,
+  `kms_wrapped_key_id` bigint unsigned DEFAULT NULL,
+  `check_result` varchar(4096) DEFAULT NULL,
+  `created` datetime DEFAULT NULL,
+  `updated` datetime DEFAULT NULL,
+  `removed` datetime DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  CONSTRAINT `uc_volumes__uuid` UNIQUE (`uuid`),
+  INDEX `i_volumes__account_id` (`account_id`),
+  INDEX `i_volumes__data_center_id` (`data_center_id`),
+  INDEX `i_volumes__pool_id` (`pool_id`),
+  INDEX `i_volumes__removed` (`removed`),
+  INDEX `i_volumes__state` (`state`),
+  INDEX `i_volumes__kms_key_id` (`kms_key_id`),
+  INDEX `i_volumes__kms_wrapped_key_id` (`kms_wrapped_key_id`),
+  INDEX `i_volumes__passphrase_id` (`passphrase_id`),
+  CONSTRAINT `fk_volumes__account_id` FOREIGN KEY (`account_id`) REFERENCES `account` (`id`),
+  CONSTRAINT `fk_volumes__pool_id` FOREIGN KEY (`pool_id`) REFERENCES `storage_pool` (`id`),
+  CONSTRAINT `fk_passphrase_id` FOREIGN KEY (`passphrase_id`) REFERENCES `passphrase` (`id`),
+  CONSTRAINT `fk_volumes__kms_key_id` FOREIGN KEY (`kms_key_id`) REFERENCES `kms_keys` (`id`),
+  CONSTRAINT `fk_volumes__kms_wrapped_key_id` FOREIGN KEY (`kms_wrapped_key_id`) REFERENCES `kms_wrapped_key` (`id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

@@ -4,14 +4,31 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.support.client import Client
+from tests.support.softhsm import SoftHsm
+from tests.support.softhsm import available as softhsm_available
 from tests.support.server import KmsEnv, ServerProcess, extra_commands_env
 
 MYSQL_URL = os.environ.get("KMS_TEST_MYSQL_URL", "")  # e.g. mysql+mysqldb://root@127.0.0.1:3306
+
+# One SoftHSM2 configuration for the whole run: the library reads it once per process, and the
+# server processes started by tests inherit it through the environment.
+_SOFTHSM = SoftHsm(Path(tempfile.mkdtemp(prefix="kms-softhsm-"))).setup()
+os.environ["SOFTHSM2_CONF"] = str(_SOFTHSM.conf)
+
+
+@pytest.fixture(scope="session")
+def softhsm() -> SoftHsm:
+    """The run's SoftHSM2; make tokens with ``softhsm.init_token(label)`` (unique labels per test)."""
+    reason = softhsm_available()
+    if reason:
+        pytest.skip(reason)
+    return _SOFTHSM
 
 
 def _mysql_database(name: str) -> str:

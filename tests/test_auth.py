@@ -12,7 +12,8 @@ import requests
 
 from tests.support.client import Client
 from tests.support.server import ServerProcess
-from tests.support.tenants import create_tenant, set_user_state
+from tests.support.dbtools import set_user_state
+from tests.support.tenants import PASSWORD, new_account
 
 VERIFY_TEXT = "unable to verify user credentials and/or request signature"
 SESSION_TEXT = "unable to verify user credentials"
@@ -45,9 +46,20 @@ def login(url: str, username: str, password: str, http: requests.Session | None 
                                 "domain": "/", "response": "json", **extra}, timeout=30)
 
 
+class Tenant:
+    """A plain user made with createAccount: its names, password, keys and a signed client."""
+
+    def __init__(self, admin: Client) -> None:
+        account, self.client = new_account(admin)
+        user = account["user"][0]
+        self.account, self.username, self.password = account["name"], user["username"], PASSWORD
+        self.user_uuid = user["id"]
+        self.apikey, self.secretkey = self.client.apikey, self.client.secret
+
+
 @pytest.fixture(scope="module")
-def tenant(kms_env, server):
-    return create_tenant(kms_env, "User")
+def tenant(server, admin_keys):
+    return Tenant(Client(server.url, admin_keys["apikey"], admin_keys["secretkey"]))
 
 
 def future(minutes: int = 5) -> str:
@@ -292,27 +304,27 @@ def test_unknown_api_key(server, admin_keys):
     assert resp.json()["listzonesresponse"]["errortext"] == VERIFY_TEXT
 
 
-def test_disabled_user_key_refused(kms_env, server):
-    tenant = create_tenant(kms_env, "User")
+def test_disabled_user_key_refused(kms_env, server, admin):
+    tenant = Tenant(admin)
     client = Client(server.url, tenant.apikey, tenant.secretkey)
     assert client.request("listZones").status == 200
-    set_user_state(kms_env, tenant.username, "disabled")
+    set_user_state(kms_env, tenant.user_uuid, "disabled")
     try:
         reply = client.request("listZones")
         assert reply.status == 401
         assert reply.inner() == {"uuidList": [], "errorcode": 401, "errortext": VERIFY_TEXT}
         assert login(server.url, tenant.username, tenant.password).status_code == 531
     finally:
-        set_user_state(kms_env, tenant.username, "enabled")
+        set_user_state(kms_env, tenant.user_uuid, "enabled")
     assert client.request("listZones").status == 200
 
 
-def test_disabled_user_session_refused(kms_env, server):
-    tenant = create_tenant(kms_env, "User")
+def test_disabled_user_session_refused(kms_env, server, admin):
+    tenant = Tenant(admin)
     client = Client(server.url)
     client.login(tenant.username, tenant.password)
     assert client.request("listZones").status == 200
-    set_user_state(kms_env, tenant.username, "disabled")
+    set_user_state(kms_env, tenant.user_uuid, "disabled")
     reply = client.request("listZones")
     assert reply.status == 401
     assert reply.inner()["errortext"] == SESSION_TEXT

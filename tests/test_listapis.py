@@ -11,7 +11,7 @@ import requests
 from cloudstack_kms.api.command import Registry
 from tests.support.client import Client
 from tests.support.server import TEST_COMMANDS_PACKAGE
-from tests.support.tenants import create_tenant
+from tests.support.tenants import PASSWORD, new_account
 
 CAMEL_CASE = r"^[a-z][A-Za-z0-9]*$"
 
@@ -78,8 +78,10 @@ def fetch(server, client: Client, **params) -> tuple[requests.Response, dict]:
 
 
 @pytest.fixture(scope="module")
-def user_tenant(kms_env, server):
-    return create_tenant(kms_env, "User")
+def user_tenant(server, admin_keys):
+    """(username, signed client) of a new plain user."""
+    account, client = new_account(Client(server.url, admin_keys["apikey"], admin_keys["secretkey"]))
+    return account["user"][0]["username"], client
 
 
 def test_schema_for_root_admin(server, admin):
@@ -157,7 +159,7 @@ def test_listapis_ignores_list_parameters(server, admin):
 
 
 def test_user_role_sees_fewer_apis(server, admin, user_tenant):
-    user = Client(server.url, user_tenant.apikey, user_tenant.secretkey)
+    user = user_tenant[1]
     _, body = fetch(server, user)
     jsonschema.validate(body, LISTAPIS_SCHEMA)
     user_apis = {a["name"] for a in body["listapisresponse"]["api"]}
@@ -176,8 +178,8 @@ def test_user_role_sees_fewer_apis(server, admin, user_tenant):
 def test_listapis_in_a_session(server, user_tenant):
     """The web UI calls listApis right after login, with the session key."""
     http = requests.Session()
-    login = http.post(server.url, data={"command": "login", "username": user_tenant.username,
-                                        "password": user_tenant.password, "response": "json"}, timeout=30)
+    login = http.post(server.url, data={"command": "login", "username": user_tenant[0],
+                                        "password": PASSWORD, "response": "json"}, timeout=30)
     key = login.json()["loginresponse"]["sessionkey"]
     resp = http.get(server.url, params={"command": "listApis", "response": "json", "sessionkey": key}, timeout=30)
     assert resp.status_code == 200

@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
 
 from ..app_state import AppState
 from ..jobs import queue
@@ -26,6 +27,9 @@ from .render import respond, respond_error, result_body
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
+
+# Largest request accepted (query string and form body together are far smaller in practice).
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
 
 # Texts of these codes are hidden from callers who are not root admins, as upstream.
 _HIDDEN_FOR_NON_ROOT = {530, 533, 534}
@@ -47,7 +51,10 @@ def request_params() -> list[tuple[str, str]]:
 @bp.route("/client/api/", methods=["GET", "POST"])
 @bp.route("/client/api/<path:_rest>", methods=["GET", "POST"])
 def api(_rest: str | None = None) -> Response:
-    pairs = request_params()
+    try:
+        pairs = request_params()
+    except HTTPException as exc:  # a body too large or unreadable: still CloudStack's envelope
+        return http_error_response(exc)
     params: dict[str, str] = {}
     for name, value in pairs:
         params.setdefault(name.lower(), value)
@@ -140,9 +147,32 @@ def internal_error_response(fmt: str) -> Response:
     return respond_error("errorresponse", ApiError(GENERIC_INTERNAL_TEXT, code=INTERNAL_ERROR), fmt)
 
 
+def query_format() -> str:
+    """The response format asked for in the query string alone (the body may be unreadable)."""
+    for name, value in request.args.items(multi=True):
+        if name.lower() == "response":
+            return "json" if value.lower() == "json" else "xml"
+    return "xml"
+
+
+def http_error_response(exc: HTTPException) -> Response:
+    code = exc.code or INTERNAL_ERROR
+    text = GENERIC_INTERNAL_TEXT if code >= 500 else (exc.description or exc.name)
+    return respond_error("errorresponse", ApiError(text, code=code), query_format())
+
+
 def register_error_handlers(app: Any) -> None:
-    """Anything that escapes (404s elsewhere, bugs in hooks) still answers in CloudStack's shape."""
+    """Anything that escapes (bugs in hooks, bad methods, bodies too large) still answers in
+    CloudStack's shape on the API path, never as an HTML page or a stack trace."""
+    app.config.setdefault("MAX_CONTENT_LENGTH", MAX_REQUEST_BYTES)
+    app.config["MAX_FORM_MEMORY_SIZE"] = MAX_REQUEST_BYTES  # userdata and certificates come in forms
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response | HTTPException:
+        if not request.path.startswith("/client/api"):
+            return exc
+        return http_error_response(exc)
 
     @app.errorhandler(500)
     def _internal(_exc: Exception) -> Response:
-        return internal_error_response("json")
+        return internal_error_response(query_format() if request else "json")

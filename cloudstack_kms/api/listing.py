@@ -6,34 +6,53 @@ from typing import Any, Callable
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from .errors import ServerApiError
+from .errors import InvalidParameterValue, ServerApiError
 
 DEFAULT_PAGE_SIZE = 500
+PAGESIZE_UNLIMITED = -1
+
+
+def check_paging_pair(args: dict[str, Any]) -> None:
+    """Each of ``page`` and ``pagesize`` requires the other (``pagesize=-1`` stands alone).
+
+    Checked by the dispatcher before any list command runs, as upstream's ParamProcessWorker does.
+    """
+    page, size = args.get("page"), args.get("pagesize")
+    if page is None and size is not None and size != PAGESIZE_UNLIMITED:
+        raise ServerApiError('"page" parameter is required when "pagesize" is specified')
+    if size is None and page is not None:
+        raise ServerApiError('"pagesize" parameter is required when "page" is specified')
+
+
+def max_page_size(session: Session) -> int:
+    """The live ``default.page.size`` setting: the cap on ``pagesize`` and the default page."""
+    from ..services import settings
+    try:
+        return int(settings.get_value(session, "default.page.size"))
+    except (KeyError, TypeError, ValueError):
+        return DEFAULT_PAGE_SIZE
 
 
 def page_window(args: dict[str, Any], max_page_size: int = DEFAULT_PAGE_SIZE) -> tuple[int, int | None]:
-    """(offset, limit) from ``page``/``pagesize``; each requires the other, as upstream."""
+    """(offset, limit) from ``page``/``pagesize``, with upstream's texts for each rule."""
+    check_paging_pair(args)
     page, size = args.get("page"), args.get("pagesize")
-    if page is not None and size is None:
-        raise ServerApiError('"pagesize" parameter is required when "page" is specified')
-    if size is not None and page is None and size != -1:
-        raise ServerApiError('"page" parameter is required when "pagesize" is specified')
-    if size == -1:
+    if size == PAGESIZE_UNLIMITED:
         if page is not None:
-            raise ServerApiError('"page" parameter is required when "pagesize" is specified')
+            raise InvalidParameterValue("Can't specify page parameter when pagesize is -1 (Unlimited)")
         return 0, None
     if size is None:
         return 0, max_page_size
     if size > max_page_size:
-        raise ServerApiError(f"Page size can't exceed max allowed page size value: {max_page_size}")
+        raise InvalidParameterValue(f"Page size can't exceed max allowed page size value: {max_page_size}")
     if size <= 0 or page <= 0:
-        raise ServerApiError("Page and pagesize must be positive integers")
+        raise InvalidParameterValue("Page and pagesize must be positive integers")
     return (page - 1) * size, size
 
 
 def paged(session: Session, stmt: Select, args: dict[str, Any], order_by: Any) -> tuple[list[Any], int]:
     """Run ``stmt`` with CloudStack paging; returns (rows of this page, total count)."""
-    offset, limit = page_window(args)
+    offset, limit = page_window(args, max_page_size(session))
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     query = stmt.order_by(order_by).offset(offset)
     if limit is not None:

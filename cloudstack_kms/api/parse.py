@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from . import declare
 from .command import Command
 from .errors import ApiError, invalid_uuid, invalid_value, missing_parameter, too_long
+from .listing import check_paging_pair
 
 _MAP_KEY = re.compile(r"^([a-z0-9_]+)\[(\d+)\]\.(.+)$")
 _NON_PRINTABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -71,6 +72,8 @@ def parse_args(cmd: type[Command], params: dict[str, str], session: Session) -> 
                 raise too_long(api, name, field.metadata.get("length") or 255) from None
             raise invalid_value(api, name, data[name]) from None
         raise invalid_value(api, next(iter(messages), "?"), "") from None
+    if "page" in fields and "pagesize" in fields:
+        check_paging_pair(loaded)
     for name, field in fields.items():
         entity = field.metadata.get("entity")
         value = loaded.get(name)

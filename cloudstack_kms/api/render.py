@@ -34,10 +34,14 @@ def result_body(result: Result, role: str | None) -> dict[str, Any]:
     if isinstance(result, ObjectResult):
         return {result.response.object_name: prune(result.response.render(result.data, role))}
     if isinstance(result, ListResult):
-        if result.count == 0 and not result.items:
-            return {}
-        return {"count": result.count,
-                result.response.object_name: [prune(result.response.render(i, role)) for i in result.items]}
+        # As upstream: "count" only when non-zero, the array only when this page has items
+        # (a page past the end is {"count": N}, which stops cs's page loop).
+        body = {}
+        if result.count:
+            body["count"] = result.count
+        if result.items:
+            body[result.response.object_name] = [prune(result.response.render(i, role)) for i in result.items]
+        return body
     if isinstance(result, SuccessResult):
         body: dict[str, Any] = {"success": True}
         if result.displaytext:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,7 +20,7 @@ ROLES = [
     (4, "User", "User", "Default Root Admin - Default user role"),
 ]
 DEFAULT_ZONE = "zone1"
-#: Extra seeding steps registered by later subsystems (e.g. the KMS database profile).
+#: Extra seeding steps registered by later subsystems: ``fn(session, data_dir=...) -> [created items]``.
 EXTRA_SEEDS: list = []
 
 
@@ -29,7 +30,8 @@ class SeedReport:
     admin_password: str | None = None
 
 
-def seed(session: Session) -> SeedReport:
+def seed(session: Session, data_dir: Path | None = None) -> SeedReport:
+    """Create the built-in rows that are missing. ``data_dir`` holds the default primary storage."""
     report = SeedReport(created=[])
     for role_id, name, role_type, description in ROLES:
         if session.get(Role, role_id) is None:
@@ -66,6 +68,6 @@ def seed(session: Session) -> SeedReport:
     if settings.seed(session):
         report.created.append("configuration")
     for extra in EXTRA_SEEDS:
-        report.created.extend(extra(session))
+        report.created.extend(extra(session, data_dir=data_dir))
     session.flush()
     return report

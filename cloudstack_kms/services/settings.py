@@ -79,6 +79,12 @@ KEYS: dict[str, ConfigKey] = {k.name: k for k in [
               int, component=KMS, minimum=1, maximum=1_000_000),
     ConfigKey("kms.rewrap.interval.ms", "300000", "Interval in milliseconds between runs of the background "
               "rewrap worker; 0 or less disables it", int, component=KMS),
+    ConfigKey("storage.volume.images", "true", "Create a LUKS/qcow2 image on primary storage for each volume; "
+              "false keeps volumes as metadata only (keys are still generated and wrapped)", bool,
+              category="Storage", component="storage"),
+    ConfigKey("storage.luks.iter.time.ms", "2000", "LUKS key-derivation time (qemu encrypt.iter-time) in "
+              "milliseconds for new encrypted volumes", int, category="Storage", component="storage", minimum=1,
+              maximum=60_000),
     ConfigKey("default.page.size", "500", "Default page size for API list calls", int, minimum=1,
               maximum=1_000_000),
     ConfigKey("job.cancel.threshold.minutes", "60", "Time (in minutes) for async-jobs to be forcely cancelled "

@@ -85,9 +85,9 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
             try:
-                requests.get(self.url, params={"command": "listZones", "response": "json"}, timeout=1)
+                requests.get(self.url, params={"command": "listZones", "response": "json"}, timeout=5)
                 return self
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or the worker still booting
                 time.sleep(0.1)
         raise RuntimeError("server did not start")
 

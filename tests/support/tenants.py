@@ -1,81 +1,44 @@
-"""Tenant factories: accounts and users of any role, written straight into a test database.
+"""Tenant factories for tests: fresh domains and accounts made through the real API.
 
-No API command creates accounts yet, so tests that need a second account (a plain user,
-a domain admin) make it here, with the server's own models and master key, then talk to
-the live server as that user.
+Every name is unique (random suffix), so tests never depend on each other or on order::
+
+    dom = new_domain(admin)                                   # a child of ROOT
+    acct, user = new_account(admin)                           # a plain user in ROOT
+    dadm, dadmin = new_account(admin, accounttype=2, domainid=dom["id"])   # a domain admin
+
+``new_account`` returns the ``account`` object of ``createAccount`` (with its first user
+under ``account["user"][0]``) and a signed :class:`Client` for that user. Every account
+gets :data:`PASSWORD`, so a test may also ``login`` with it.
 """
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from .client import Client
 
-from cloudstack_kms.db import Database
-from cloudstack_kms.models import Account, User
-from cloudstack_kms.models.tenancy import (ACCOUNT_TYPE_ADMIN, ACCOUNT_TYPE_DOMAIN_ADMIN, ACCOUNT_TYPE_USER,
-                                           DEFAULT_ROLE_ID_BY_ACCOUNT_TYPE)
-from cloudstack_kms.security.masterkey import MasterKey
-from cloudstack_kms.security.passwords import hash_password
-from cloudstack_kms.services import users
-
-from .server import KmsEnv
-
-ACCOUNT_TYPES = {"User": ACCOUNT_TYPE_USER, "DomainAdmin": ACCOUNT_TYPE_DOMAIN_ADMIN, "Admin": ACCOUNT_TYPE_ADMIN}
+#: The password of every user made by :func:`new_account`.
+PASSWORD = "Test-Passw0rd!"
 
 
-@dataclass
-class Tenant:
-    account: str
-    username: str
-    password: str
-    apikey: str
-    secretkey: str
-    user_uuid: str
-    account_uuid: str
+def unique(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"
 
 
-def create_tenant(kms: KmsEnv, role: str = "User", name: str | None = None) -> Tenant:
-    """A new account in ROOT with one enabled user, a password and an API key pair."""
-    name = name or f"t{secrets.token_hex(4)}"
-    password = secrets.token_urlsafe(12)
-    account_type = ACCOUNT_TYPES[role]
-    master_key = MasterKey.load(kms.data_dir / "master.key")
-    database = Database(kms.db_url)
-    try:
-        with database.transaction() as session:
-            account = Account(account_name=name, type=account_type, domain_id=1,
-                              role_id=DEFAULT_ROLE_ID_BY_ACCOUNT_TYPE[account_type])
-            session.add(account)
-            session.flush()
-            user = User(username=name, password=hash_password(password), account_id=account.id,
-                        firstname="Test", lastname=role, email=f"{name}@example.com")
-            session.add(user)
-            session.flush()
-            apikey, secretkey = users.register_keys(session, master_key, user)
-            tenant = Tenant(name, name, password, apikey, secretkey, user.uuid, account.uuid)
-    finally:
-        database.dispose()
-    return tenant
+def new_domain(admin: Client, name: str | None = None, parent: str | None = None) -> dict:
+    """Create a domain (under ``parent``, a domain id; ROOT by default) and return its ``domain`` object."""
+    return admin.ok("createDomain", name=name or unique("dom"), parentdomainid=parent)["domain"]
 
 
-def set_user_state(kms: KmsEnv, username: str, state: str) -> None:
-    database = Database(kms.db_url)
-    try:
-        with database.transaction() as session:
-            session.execute(update(User).where(User.username == username).values(state=state))
-    finally:
-        database.dispose()
+def new_account(admin: Client, accounttype: int = 0, domainid: str | None = None,
+                name: str | None = None) -> tuple[dict, Client]:
+    """Create an account (its user has the same name) and return it with a signed client of its user.
 
-
-def query(kms: KmsEnv, stmt):  # noqa: ANN001, ANN201 - a tiny read helper for assertions
-    """Run a select against the test database; returns a list of rows (tuples)."""
-    database = Database(kms.db_url)
-    try:
-        with database.engine.connect() as conn:
-            return list(conn.execute(stmt))
-    finally:
-        database.dispose()
-
-
-__all__ = ["Tenant", "create_tenant", "set_user_state", "query", "select"]
+    ``accounttype``: 0 user, 1 root admin (ROOT only), 2 domain admin, 3 resource admin.
+    ``admin`` must be allowed to create it (root admin, or a domain admin above ``domainid``).
+    """
+    name = name or unique("acct")
+    account = admin.ok("createAccount", accounttype=accounttype, username=name, account=name, password=PASSWORD,
+                       email=f"{name}@example.com", firstname="Test", lastname=name, domainid=domainid)["account"]
+    user = account["user"][0]
+    keys = admin.ok("registerUserKeys", id=user["id"])["userkeys"]
+    return account, Client(admin.url, keys["apikey"], keys["secretkey"])

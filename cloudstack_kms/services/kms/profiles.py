@@ -137,7 +137,7 @@ def profile_view(session: Session, profile: HsmProfile, caller: Account) -> dict
     }
 
 
-def seed_database_profile(session: Session) -> list[str]:
+def seed_database_profile(session: Session, **_: Any) -> list[str]:
     """The public ``database`` profile, created once at ``db init`` (enabled, unlike upstream's
     start-up seeding which left it disabled and made every first user enable it by hand)."""
     exists = session.scalar(select(HsmProfile.id).where(HsmProfile.name == DEFAULT_DATABASE_PROFILE,

@@ -1,0 +1,70 @@
+"""``createVolume`` (async create): KMS, legacy-passphrase or plain volume, chosen by offering and key."""
+from cloudstack_kms.api import declare as p
+from cloudstack_kms.api.access import resolve_owner
+from cloudstack_kms.api.command import ALL_ROLES, AsyncCreateCommand, AsyncParams, ObjectResult
+from cloudstack_kms.api.errors import InvalidParameterValue
+from cloudstack_kms.models import DataCenter, Domain
+from cloudstack_kms.models.kms import KmsKey
+from cloudstack_kms.models.volume import DiskOffering
+from cloudstack_kms.services import volumes
+from cloudstack_kms.services.kms.runtime import runtime_of
+from sqlalchemy import select
+
+from .responses import VolumeResponse
+
+
+class CreateVolume(AsyncCreateCommand):
+    api_name = "createVolume"
+    description = "Creates a disk volume from a disk offering. This disk volume must still be attached to a " \
+                  "virtual machine to make use of it."
+    roles = ALL_ROLES
+    response = VolumeResponse
+    related = "listVolumes"
+    event_type = "VOLUME.CREATE"
+    instance_type = "Volume"
+    java_class = "org.apache.cloudstack.api.command.user.volume.CreateVolumeCmd"
+
+    class Params(AsyncParams):
+        name = p.string("the name of the disk volume")
+        zoneid = p.uuid("the ID of the availability zone", entity=DataCenter, related="listZones")
+        diskofferingid = p.uuid("the ID of the disk offering. Either diskOfferingId or snapshotId must be passed in.",
+                                entity=DiskOffering, related="listDiskOfferings")
+        size = p.long("Arbitrary volume size in GB")
+        account = p.string("the account associated with the disk volume. Must be used with the domainId parameter.")
+        domainid = p.uuid("the domain ID associated with the disk offering. If used with the account parameter "
+                          "returns the disk volume associated with the account for the specified domain.",
+                          entity=Domain, related="listDomains")
+        projectid = p.uuid("the project associated with the volume. Mutually exclusive with account parameter",
+                           related="listProjects")
+        kmskeyid = p.uuid("the ID of the KMS key whose KEK wraps the volume's data encryption key; requires a disk "
+                          "offering with encryption", since="4.23.0", related="listKMSKeys")
+        displayvolume = p.boolean("an optional field, whether to display the volume to the end user or not.")
+
+    def create(self):  # noqa: ANN201
+        ctx = self.ctx
+        if self.arg("diskofferingid") is None:
+            raise InvalidParameterValue("Either disk Offering Id or snapshot Id must be passed whilst creating volume")
+        if self.arg("zoneid") is None:
+            raise InvalidParameterValue("Please specify a valid zone.")
+        owner = resolve_owner(ctx, self.args)
+        key = None
+        if self.arg("kmskeyid"):
+            key = ctx.session.scalars(select(KmsKey).where(KmsKey.uuid == self.args["kmskeyid"],
+                                                           KmsKey.removed.is_(None))).first()
+            if key is None:
+                raise InvalidParameterValue(f"KMS key not found: {self.args['kmskeyid']}")
+        volume = volumes.allocate(ctx.session, owner=owner, zone=self.args["zoneid"],
+                                  offering=self.args["diskofferingid"], size_gb=self.arg("size"),
+                                  name=self.arg("name"), key=key)
+        if self.arg("displayvolume") is not None and ctx.is_admin:
+            volume.display_volume = self.args["displayvolume"]
+        self.event_account = owner
+        return volume
+
+    def execute(self) -> ObjectResult:
+        volume = self.created
+        volumes.provision(self.ctx.session, runtime_of(self.ctx.state), self.ctx.state.master_key, volume)
+        return ObjectResult(VolumeResponse, volumes.volume_view(self.ctx.session, volume, self.ctx.is_admin))
+
+    def event_description(self) -> str:
+        return f"Creating volume: {self.arg('name') or ''}".rstrip()

@@ -1,0 +1,38 @@
+"""Direct reads and writes on a test database, for what no API command does (yet).
+
+Tests use it to check what only the database shows (the ``async_job`` rows, the
+``mshost`` table) and to switch a user off behind the server's back.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+
+from cloudstack_kms.db import Database
+
+from .server import KmsEnv
+
+
+def query(kms: KmsEnv, sql: str, **params: Any) -> list[Any]:
+    """Rows of a SQL select (plain SQL, so it does not depend on model classes)."""
+    database = Database(kms.db_url)
+    try:
+        with database.engine.connect() as conn:
+            return list(conn.execute(text(sql), params))
+    finally:
+        database.dispose()
+
+
+def execute(kms: KmsEnv, sql: str, **params: Any) -> int:
+    """Run one SQL write and commit it; returns the row count."""
+    database = Database(kms.db_url)
+    try:
+        with database.engine.begin() as conn:
+            return conn.execute(text(sql), params).rowcount
+    finally:
+        database.dispose()
+
+
+def set_user_state(kms: KmsEnv, user_uuid: str, state: str) -> None:
+    assert execute(kms, "UPDATE user SET state = :state WHERE uuid = :uuid", state=state, uuid=user_uuid) == 1
