@@ -36,8 +36,11 @@ def create_app(settings: Settings | None = None, ui_dir: str | Path | None = Non
     if ui_dir:
         _serve_ui(app, Path(ui_dir))
     if settings.start_background:
+        from .services.kms.rewrap import RewrapWorker
         state.worker = JobWorker(state, threads=settings.job_threads)
         state.worker.start()
+        state.services["rewrap"] = RewrapWorker(state)
+        state.services["rewrap"].start()
     return app
 
 

@@ -64,7 +64,10 @@ class Database:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            kwargs.update(pool_pre_ping=True, pool_recycle=3600, pool_size=10, max_overflow=20)
+            # READ COMMITTED, as CloudStack runs MySQL: every statement sees the latest commits, and
+            # InnoDB takes no gap locks, which keeps concurrent servers from deadlocking.
+            kwargs.update(pool_pre_ping=True, pool_recycle=3600, pool_size=10, max_overflow=20,
+                          isolation_level="READ COMMITTED")
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)

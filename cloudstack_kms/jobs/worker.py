@@ -36,6 +36,8 @@ RESTART_TEXT = "job cancelled because of management server restart or shutdown"
 
 
 def _pid_alive(pid: int | None) -> bool:
+    """Whether a process of this host still runs. A zombie is dead: a server killed with -9
+    stays one until its new parent reaps it, which can take a while."""
     if not pid:
         return False
     try:
@@ -44,7 +46,13 @@ def _pid_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return True  # no /proc (not Linux): trust kill(0)
+    state = stat[stat.rfind(b")") + 2:][:1]
+    return state not in (b"Z", b"X", b"x")
 
 
 class JobWorker:
@@ -188,16 +196,23 @@ class JobWorker:
         try:
             if cls is None:
                 raise CloudRuntimeError(f"Unknown API command: {params.get('command')}")
+            cmd = None
+            if getattr(cls, "commits_in_batches", False):
+                # Long commands (migration) commit batch by batch before the final transaction, so no
+                # outer transaction holds SQLite's write lock while they commit.
+                with state.db.transaction() as s:
+                    cmd = self._command(s, cls, params, job_id)
+                cmd.ctx.session = None
+                cmd.run_batches()
             with state.db.transaction() as s:
                 job = s.get(AsyncJob, job_id)
                 user = s.get(User, job.user_id)
-                ctx = CallContext(session=s, user=user, account=user.account, state=state, job_id=job_id,
-                                  progress=lambda v: self.set_progress(job_id, v))
-                args = parse_args(cls, params, s)
-                cmd = cls(ctx, args)
-                if isinstance(cmd, AsyncCreateCommand):
-                    model = queue.INSTANCE_MODELS.get(cls.instance_type or "")
-                    cmd.created = s.get(model, job.instance_id) if model and job.instance_id else None
+                fresh = self._command(s, cls, params, job_id)
+                if cmd is None:
+                    cmd = fresh
+                else:  # keep what the batches learned; rebind to this transaction
+                    cmd.ctx, cmd.args = fresh.ctx, fresh.args
+                ctx = cmd.ctx
                 result = cmd.execute()
                 body = result_body(result, ctx.role)
                 now = utcnow()
@@ -217,6 +232,17 @@ class JobWorker:
         except Exception:  # noqa: BLE001 - a bug must still end the job cleanly
             log.exception("job %s failed", job_id)
             self.fail(job_id, CloudRuntimeError(GENERIC_INTERNAL_TEXT), cls)
+
+    def _command(self, s, cls, params: dict, job_id: int):  # noqa: ANN001, ANN202
+        job = s.get(AsyncJob, job_id)
+        user = s.get(User, job.user_id)
+        ctx = CallContext(session=s, user=user, account=user.account, state=self.state, job_id=job_id,
+                          progress=lambda v: self.set_progress(job_id, v))
+        cmd = cls(ctx, parse_args(cls, params, s))
+        if isinstance(cmd, AsyncCreateCommand):
+            model = queue.INSTANCE_MODELS.get(cls.instance_type or "")
+            cmd.created = s.get(model, job.instance_id) if model and job.instance_id else None
+        return cmd
 
     def set_progress(self, job_id: int, value: int) -> None:
         """Progress is written in its own transaction; call it between batches, not inside one."""

@@ -24,6 +24,7 @@ import hmac
 import logging
 import os
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TypeVar
@@ -45,13 +46,18 @@ _DIGEST = 16
 #: The KEK template: generated in the token, persistent, never readable outside it.
 KEK_TEMPLATE_FLAGS = {"SENSITIVE": True, "EXTRACTABLE": False, "TOKEN": True, "PRIVATE": True}
 
+_pkcs11: Any = None
+
 
 def _p11():  # imported lazily: python-pkcs11 is an install extra
-    try:
-        import pkcs11  # noqa: PLC0415
-    except ImportError:
-        raise ProviderNotInitialized("python-pkcs11 is not installed (pip install 'cloudstack-kms[hsm]')") from None
-    return pkcs11
+    global _pkcs11
+    if _pkcs11 is None:
+        try:
+            import pkcs11  # noqa: PLC0415
+        except ImportError:
+            raise ProviderNotInitialized("python-pkcs11 is not installed (pip install 'cloudstack-kms[hsm]')") from None
+        _pkcs11 = pkcs11
+    return _pkcs11
 
 
 def _device_gone(p11: Any) -> tuple[type[Exception], ...]:
@@ -62,32 +68,82 @@ def _device_gone(p11: Any) -> tuple[type[Exception], ...]:
 
 
 # ------------------------------------------------------------------ libraries
+@dataclass
+class _Login:
+    """This process's login to one token: who logged in with which PIN (as a salted digest)."""
+
+    pin_digest: bytes
+    session: Any
+    users: set[int] = field(default_factory=set)
+
+
 class _Library:
-    """One loaded PKCS#11 module: its lock, and a generation bumped at each re-initialisation."""
+    """One loaded PKCS#11 module: its lock, the logins it holds, and a generation bumped at each
+    re-initialisation (handles of an older generation must never be used again: after
+    ``C_Finalize``/``C_Initialize`` their numbers are handed out afresh)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.lock = threading.RLock()
         self.generation = 0
         self._lib: Any = None
+        self._logins: dict[tuple[int, bytes], _Login] = {}
+        self._salt = os.urandom(32)
 
     def get(self) -> Any:
         if self._lib is None:
             try:
                 self._lib = _p11().lib(self.path)
-            except RuntimeError as exc:  # python-pkcs11 raises RuntimeError for unloadable modules
+            except (RuntimeError, _p11().exceptions.PKCS11Error) as exc:  # unloadable module
                 raise ProviderNotInitialized(f"cannot load PKCS#11 library {self.path}") from exc
         return self._lib
 
     def reinitialize(self) -> None:
         """Forget every session of this module and start it afresh (the token went away)."""
         self.generation += 1
+        self._logins.clear()  # C_Finalize ends every session, and with them every login
         if self._lib is not None:
             try:
                 self._lib.reinitialize()
             except Exception:  # noqa: BLE001 - a broken module may fail to finalize; reload it then
                 log.warning("PKCS#11 reinitialize of %s failed; reloading on next use", self.path)
                 self._lib = None
+
+    def login(self, token: Any, pin: str, user: int) -> tuple[int, bytes]:
+        """Log ``user`` (a connection) in to ``token``; call with the lock held.
+
+        PKCS#11 logins are per process and token: the first connection logs in, later ones
+        share that login, but only when they present the same PIN. (A second ``C_Login``
+        answers ``CKR_USER_ALREADY_LOGGED_IN`` before looking at the PIN, so without this check
+        a profile with a wrong PIN would use the token of another profile.)
+        """
+        key = (token.slot.slot_id, token.serial)
+        digest = hmac.new(self._salt, pin.encode(), hashlib.sha256).digest()
+        entry = self._logins.get(key)
+        if entry is None:
+            try:
+                session = token.open(rw=True, user_pin=pin)
+            except _p11().exceptions.UserAlreadyLoggedIn:
+                raise AuthenticationFailed("HSM token is already logged in by other code of this process; "
+                                           "the PIN cannot be verified") from None
+            entry = self._logins[key] = _Login(digest, session)
+        elif not hmac.compare_digest(entry.pin_digest, digest):
+            raise AuthenticationFailed("Incorrect PIN for HSM authentication")
+        entry.users.add(user)
+        return key
+
+    def logout(self, key: tuple[int, bytes], user: int) -> None:
+        """``user`` no longer needs the login; the last one out logs the token out."""
+        entry = self._logins.get(key)
+        if entry is None:
+            return
+        entry.users.discard(user)
+        if not entry.users:
+            del self._logins[key]
+            try:
+                entry.session.close()
+            except Exception:  # noqa: BLE001 - closing a dead session is best effort
+                pass
 
 
 _libraries: dict[str, _Library] = {}
@@ -106,62 +162,75 @@ def library(path: str) -> _Library:
 @dataclass
 class _Session:
     handle: Any
+    generation: int  # of the library when opened
     keys: dict[str, Any] = field(default_factory=dict)  # label -> key object of this session
 
 
 class _Connection:
-    """A profile's logged-in token: the login session, a pool of sessions, the probed mechanism."""
+    """A profile's logged-in token: a bounded pool of sessions and the probed mechanism.
+
+    Every method is called with the library lock held.
+    """
 
     def __init__(self, profile: ProfileConfig, lib: _Library) -> None:
         self.profile = profile
+        self.revision = profile.revision
         self.lib = lib
         self.generation = -1
         self.max_sessions = int(profile.details.get("max_sessions") or DEFAULT_MAX_SESSIONS)
-        self.slots = threading.BoundedSemaphore(self.max_sessions)
+        self.in_use = 0
+        self.waiting = 0
+        self.available = threading.Condition(lib.lock)
         self.token: Any = None
         self.idle: list[_Session] = []
-        self.login_session: _Session | None = None
+        self.login_key: tuple[int, bytes] | None = None
         self.mechanism: int | None = None
 
     @property
     def stale(self) -> bool:
         return self.generation != self.lib.generation
 
+    def _find_token(self, lib: Any) -> Any:
+        details = self.profile.details
+        if details.get("token_label"):
+            try:
+                return lib.get_token(token_label=details["token_label"])
+            except _p11().exceptions.NoSuchToken:
+                return None
+        slots = lib.get_slots(token_present=True)
+        if details.get("slot") not in (None, ""):
+            match = [s for s in slots if s.slot_id == int(details["slot"])]
+            return match[0].get_token() if match else None
+        index = int(details["slot_list_index"])
+        return slots[index].get_token() if index < len(slots) else None
+
     def connect(self) -> None:
-        """Find the token and log in; call with the library lock held."""
-        p11 = _p11()
+        """Find the token, log in, open a first session and probe the mechanism."""
         details = self.profile.details
         pin = details.get("pin")
         if not pin:
             raise InvalidProviderParameter("pin is required")
-        lib = self.lib.get()
-        try:
+        self.token = self._find_token(self.lib.get())
+        if self.token is None:
+            # Modules list their tokens as of C_Initialize (SoftHSM2 does): a token added or
+            # restored since then shows up only after re-initialising the library.
+            self.lib.reinitialize()
+            self.token = self._find_token(self.lib.get())
+        if self.token is None:
             if details.get("token_label"):
-                self.token = lib.get_token(token_label=details["token_label"])
-            else:
-                slots = lib.get_slots(token_present=True)
-                if details.get("slot") not in (None, ""):
-                    wanted = int(details["slot"])
-                    match = [s for s in slots if s.slot_id == wanted]
-                    if not match:
-                        raise InvalidProviderParameter(f"Invalid slot ID: {wanted}")
-                    self.token = match[0].get_token()
-                else:
-                    index = int(details["slot_list_index"])
-                    if index >= len(slots):
-                        raise InvalidProviderParameter(f"Invalid slot ID: slot list index {index}")
-                    self.token = slots[index].get_token()
-        except p11.exceptions.NoSuchToken:
-            raise ConnectionFailed(f"token not found for HSM profile {self.profile.name}") from None
-        try:
-            handle = self.token.open(rw=True, user_pin=pin)
-        except p11.exceptions.UserAlreadyLoggedIn:
-            # Another profile of this process already logged in to the same token.
-            handle = self.token.open(rw=True)
-        self.login_session = _Session(handle)
-        self.idle = []
+                raise ConnectionFailed(f"token not found for HSM profile {self.profile.name}")
+            if details.get("slot") not in (None, ""):
+                raise InvalidProviderParameter(f"Invalid slot ID: {details['slot']}")
+            raise InvalidProviderParameter(f"Invalid slot ID: slot list index {details['slot_list_index']}")
         self.generation = self.lib.generation
-        self.mechanism = self._probe(handle)
+        try:
+            self.login_key = self.lib.login(self.token, pin, id(self))
+            session = self.open_session()
+            self.mechanism = self._probe(session.handle)
+            self.idle.append(session)
+        except BaseException:
+            self.close()
+            raise
 
     def _probe(self, handle: Any) -> int:
         """Which authenticated mechanism this token really performs (flags cannot be trusted)."""
@@ -184,16 +253,64 @@ class _Connection:
             key.destroy()
 
     def open_session(self) -> _Session:
-        return _Session(self.token.open(rw=True))
+        return _Session(self.token.open(rw=True), self.generation)
+
+    def checkout(self, deadline: float) -> _Session:
+        """A session of the current generation; waits (lock released) while all are in use."""
+        while True:
+            if self.stale:
+                self.close()
+                self.connect()
+            if self.in_use < self.max_sessions:
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self.timeout()
+            self.waiting += 1
+            try:
+                self.available.wait(remaining)
+            finally:
+                self.waiting -= 1
+        session = None
+        while self.idle:
+            candidate = self.idle.pop()
+            if candidate.generation == self.generation:
+                session = candidate
+                break
+        if session is None:
+            session = self.open_session()
+        self.in_use += 1
+        return session
+
+    def checkin(self, session: _Session) -> None:
+        self.in_use -= 1
+        if session.generation == self.generation == self.lib.generation:
+            self.idle.append(session)
+        if self.waiting:
+            self.available.notify()
+
+    def timeout(self) -> TransientError:
+        return TransientError(
+            f"Timed out waiting for an available HSM session for profile {self.profile.id} "
+            f"(max={self.max_sessions}, timeout={int(SESSION_ACQUIRE_TIMEOUT_SEC * 1000)}ms)")
 
     def close(self) -> None:
-        for session in self.idle + ([self.login_session] if self.login_session else []):
-            try:
-                session.handle.close()
-            except Exception:  # noqa: BLE001 - closing a dead session is best effort
-                pass
+        """Close the idle sessions and leave the login.
+
+        Handles of an older library generation are only forgotten, never closed: their numbers
+        may belong to sessions opened since the re-initialisation.
+        """
+        if self.generation == self.lib.generation:
+            for session in self.idle:
+                try:
+                    session.handle.close()
+                except Exception:  # noqa: BLE001 - closing a dead session is best effort
+                    pass
+            if self.login_key is not None:
+                self.lib.logout(self.login_key, id(self))
         self.idle = []
-        self.login_session = None
+        self.login_key = None
+        self.generation = -1
 
 
 # ------------------------------------------------------------------ the provider
@@ -247,9 +364,12 @@ class Pkcs11Provider(KmsProvider):
 
     # -------------------------------------------------------------- plumbing
     def _connection(self, profile: ProfileConfig) -> _Connection:
+        conn = self._connections.get(profile.id)  # lock-free fast path (a dict read is atomic)
+        if conn is not None and conn.revision == profile.revision:
+            return conn
         with self._lock:
             conn = self._connections.get(profile.id)
-            if conn is None or conn.profile.revision != profile.revision:
+            if conn is None or conn.revision != profile.revision:
                 if conn is not None:
                     with conn.lib.lock:
                         conn.close()
@@ -259,59 +379,61 @@ class Pkcs11Provider(KmsProvider):
 
     @contextmanager
     def _session(self, conn: _Connection) -> Iterator[_Session]:
-        if not conn.slots.acquire(timeout=SESSION_ACQUIRE_TIMEOUT_SEC):
-            raise TransientError(
-                f"Timed out waiting for an available HSM session for profile {conn.profile.id} "
-                f"(max={conn.max_sessions}, timeout={int(SESSION_ACQUIRE_TIMEOUT_SEC * 1000)}ms)")
-        session: _Session | None = None
+        """Hold a session outside the library lock (tests and multi-call work); ``_call`` does not use it."""
+        deadline = time.monotonic() + SESSION_ACQUIRE_TIMEOUT_SEC
+        if not conn.lib.lock.acquire(timeout=SESSION_ACQUIRE_TIMEOUT_SEC):
+            raise conn.timeout()
         try:
-            with conn.lib.lock:
-                if conn.stale:
-                    conn.close()
-                    conn.connect()
-                session = conn.idle.pop() if conn.idle else conn.open_session()
-                generation = conn.generation
+            session = conn.checkout(deadline)
+        finally:
+            conn.lib.lock.release()
+        try:
             yield session
         finally:
-            if session is not None:
-                with conn.lib.lock:
-                    if generation == conn.lib.generation and not conn.stale:
-                        conn.idle.append(session)
-            conn.slots.release()
+            with conn.lib.lock:
+                conn.checkin(session)
 
     def _call(self, profile: ProfileConfig, operation: Callable[[_Connection, _Session], T]) -> T:
-        """Run ``operation`` under the library lock; reconnect and retry once if the token went away."""
+        """Run ``operation`` on a pooled session, all under the library lock (one acquisition:
+        no other thread can re-initialise the library between checking a session out and using
+        it); reconnect and retry once if the token went away."""
         p11 = _p11()
         conn = self._connection(profile)
+        lib = conn.lib
         for attempt in (1, 2):
+            deadline = time.monotonic() + SESSION_ACQUIRE_TIMEOUT_SEC
+            if not lib.lock.acquire(timeout=SESSION_ACQUIRE_TIMEOUT_SEC):
+                raise conn.timeout()
+            generation = lib.generation
             try:
-                with self._session(conn) as session:
-                    with conn.lib.lock:
-                        return operation(conn, session)
+                session = conn.checkout(deadline)
+                try:
+                    return operation(conn, session)
+                finally:
+                    conn.checkin(session)
             except KmsError:
                 raise
             except p11.exceptions.PinIncorrect:
-                with conn.lib.lock:
-                    conn.generation = -1  # never keep a half-open connection
+                conn.close()  # never keep a half-open connection
                 raise AuthenticationFailed("Incorrect PIN for HSM authentication") from None
             except (p11.exceptions.PinInvalid, p11.exceptions.PinLenRange, p11.exceptions.PinLocked,
                     p11.exceptions.PinExpired) as exc:
-                with conn.lib.lock:
-                    conn.generation = -1
+                conn.close()
                 raise AuthenticationFailed(f"HSM authentication failed: {type(exc).__name__}") from None
             except p11.exceptions.SlotIDInvalid:
                 raise InvalidProviderParameter(f"Invalid slot ID: {profile.details.get('slot')}") from None
             except _device_gone(p11) as exc:
                 log.warning("HSM profile %s: %s; re-initialising the PKCS#11 library", profile.name,
                             type(exc).__name__)
-                with conn.lib.lock:
-                    if conn.generation == conn.lib.generation:
-                        conn.close()
-                        conn.lib.reinitialize()
+                if lib.generation == generation:  # nobody has re-initialised since this attempt began
+                    conn.close()
+                    lib.reinitialize()
                 if attempt == 2:
                     raise ConnectionFailed(f"HSM profile {profile.name} is unreachable ({type(exc).__name__})") from None
             except p11.exceptions.PKCS11Error as exc:
                 raise KekOperationFailed(f"{type(exc).__name__}") from None
+            finally:
+                lib.lock.release()
         raise ConnectionFailed(f"HSM profile {profile.name} is unreachable")  # pragma: no cover
 
     @staticmethod
@@ -355,9 +477,8 @@ class Pkcs11Provider(KmsProvider):
             for obj in list(session.handle.get_objects({p11.Attribute.CLASS: p11.ObjectClass.SECRET_KEY,
                                                         p11.Attribute.LABEL: label})):
                 obj.destroy()
-            for other in [conn.login_session, *conn.idle, session]:
-                if other is not None:
-                    other.keys.pop(label, None)
+            for other in [*conn.idle, session]:
+                other.keys.pop(label, None)
 
         self._call(profile, op)
 

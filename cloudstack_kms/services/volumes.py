@@ -36,6 +36,7 @@ from .kms.runtime import KmsRuntime
 
 GIB = 1024 ** 3
 PASSPHRASE_BYTES = 48
+MAX_DEK_BYTES = 32  # kms.dek.size.bits is at most 256
 
 
 # ------------------------------------------------------------------ checks (spec §2.14)
@@ -108,7 +109,7 @@ def provision(session: Session, runtime: KmsRuntime, master_key: MasterKey, volu
             new = envelope.wrap_new_dek(session, runtime, master_key, key, bits)
             dek = new.plaintext
             volume.kms_wrapped_key_id = new.wrapped_key.id
-            secret = bytearray(base64.b64encode(bytes(dek)))
+            secret = luks_secret(dek)
         elif volume.encrypt_format:
             row, secret = new_passphrase(session, master_key)
             volume.passphrase_id = row.id
@@ -139,7 +140,7 @@ def volume_secret(session: Session, runtime: KmsRuntime, master_key: MasterKey, 
             raise CloudRuntimeError(f"Wrapped key of volume {volume.uuid} is missing")
         dek = envelope.unwrap(session, runtime, master_key, wrapped)
         try:
-            return bytearray(base64.b64encode(bytes(dek)))
+            return luks_secret(dek)
         finally:
             zero(dek)
     if volume.passphrase_id is not None:
@@ -148,6 +149,18 @@ def volume_secret(session: Session, runtime: KmsRuntime, master_key: MasterKey, 
             raise CloudRuntimeError(f"Passphrase of volume {volume.uuid} is missing")
         return open_passphrase(master_key, row)
     return None
+
+
+def luks_secret(dek: bytearray) -> bytearray:
+    """The LUKS secret held by a DEK.
+
+    A generated DEK (16–32 random bytes) is used as its Base64 text. A DEK that came from
+    ``migrateVolumesToKMS`` *is* the legacy passphrase (64 characters of Base64 text) and is
+    used as it is, so migrated images open with the secret they were made with.
+    """
+    if len(dek) > MAX_DEK_BYTES:
+        return bytearray(dek)
+    return bytearray(base64.b64encode(bytes(dek)))
 
 
 def image_file(session: Session, volume: Volume) -> Path | None:

@@ -5,6 +5,7 @@ Tests use it to check what only the database shows (the ``async_job`` rows, the
 """
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from sqlalchemy import text
@@ -15,7 +16,17 @@ from .server import KmsEnv
 
 
 def query(kms: KmsEnv, sql: str, **params: Any) -> list[Any]:
-    """Rows of a SQL select (plain SQL, so it does not depend on model classes)."""
+    """Rows of a SQL select (plain SQL, so it does not depend on model classes).
+
+    On SQLite the read goes through a plain ``sqlite3`` connection: a WAL reader never waits
+    for a writer, whereas the server's engine starts every transaction with BEGIN IMMEDIATE.
+    """
+    if kms.db_url.startswith("sqlite"):
+        conn = sqlite3.connect(kms.db_url.split("///", 1)[1], timeout=30)
+        try:
+            return [tuple(row) for row in conn.execute(sql, params)]
+        finally:
+            conn.close()
     database = Database(kms.db_url)
     try:
         with database.engine.connect() as conn:

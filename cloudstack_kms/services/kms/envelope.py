@@ -43,7 +43,7 @@ def wrap_new_dek(session: Session, runtime: KmsRuntime, master_key: MasterKey, k
     """Generate a DEK (or take ``plaintext``, for migrations) and store it wrapped by the Active version."""
     if not key.enabled:
         raise InvalidParameterValue(f"Invalid parameter: KMS key is not enabled: {key.uuid}")
-    version = active_version(session, key)
+    version = active_version(session, key, lock=True)
     wrapped_uuid = new_uuid()
     profile = _profile(session, version, wrapped_uuid)
     config = profiles.load_config(session, master_key, profile)

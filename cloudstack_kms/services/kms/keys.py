@@ -76,9 +76,14 @@ def _destroy_quietly(runtime: KmsRuntime, session: Session, provider, config, la
         log.warning("could not remove KEK %s after a failed key creation", label)
 
 
-def active_version(session: Session, key: KmsKey) -> KekVersion:
-    version = session.scalars(select(KekVersion).where(KekVersion.kms_key_id == key.id, KekVersion.status == ACTIVE,
-                                                       KekVersion.removed.is_(None))).first()
+def active_version(session: Session, key: KmsKey, lock: bool = False) -> KekVersion:
+    """The key's Active version. ``lock`` takes a shared row lock (MySQL) so that a rotation cannot
+    demote the version, and the rewrap worker cannot archive it, before this transaction commits."""
+    stmt = select(KekVersion).where(KekVersion.kms_key_id == key.id, KekVersion.status == ACTIVE,
+                                    KekVersion.removed.is_(None))
+    if lock:
+        stmt = stmt.with_for_update(read=True)
+    version = session.scalars(stmt).first()
     if version is None:
         raise CloudRuntimeError(f"KMS key {key.uuid} has no active KEK version")
     return version
@@ -135,5 +140,23 @@ def key_view(session: Session, key: KmsKey) -> dict[str, Any]:
         "zoneid": zone.uuid if zone else None, "zonename": zone.name if zone else None,
         "hsmprofileid": profile.uuid if profile else None, "hsmprofile": profile.name if profile else None,
         "algorithm": key.algorithm, "keybits": key.key_bits, "version": version, "enabled": bool(key.enabled),
-        "created": key.created, "keklabel": key.kek_label,
+        "created": key.created, "keklabel": key.kek_label, "versions": versions_view(session, key),
     }
+
+
+def versions_view(session: Session, key: KmsKey) -> list[dict[str, Any]]:
+    """Each version with its status, profile and how many wrapped keys it still holds."""
+    from ...api.declare import format_date
+    counts = dict(session.execute(
+        select(WrappedKey.kek_version_id, func.count()).where(WrappedKey.kms_key_id == key.id,
+                                                              WrappedKey.removed.is_(None))
+        .group_by(WrappedKey.kek_version_id)).all())
+    out = []
+    for version in session.scalars(select(KekVersion).where(KekVersion.kms_key_id == key.id)
+                                   .order_by(KekVersion.version_number)):
+        profile = session.get(HsmProfile, version.hsm_profile_id) if version.hsm_profile_id else None
+        out.append({"id": version.uuid, "version": version.version_number, "status": version.status,
+                    "hsmprofileid": profile.uuid if profile else None, "hsmprofile": profile.name if profile else None,
+                    "keklabel": version.kek_label, "wrappedkeys": counts.get(version.id, 0),
+                    "created": format_date(version.created)})
+    return out

@@ -13,6 +13,7 @@ from ...models.base import utcnow
 from ...models.kms import HsmProfile, HsmProfileDetail, KekVersion, KmsKey, WrappedKey
 from ...providers.base import ProfileConfig, is_sensitive_detail
 from ...security.masterkey import MasterKey
+from ..tenancy import SYSTEM_ACCOUNT_ID
 
 MASK = "*****"
 DEFAULT_DATABASE_PROFILE = "HSM Database Provider"
@@ -102,6 +103,15 @@ def _can_access(caller: Account, owner: Account) -> bool:
 
 
 # ------------------------------------------------------------------ usage
+def is_default_database_profile(profile: HsmProfile) -> bool:
+    """The seeded profile: protocol ``database``, owned by the system account.
+
+    Known by its owner, not its name: ``updateHSMProfile`` may rename it, and a root admin
+    may give one of their own profiles the same name.
+    """
+    return profile.protocol == "database" and profile.account_id == SYSTEM_ACCOUNT_ID
+
+
 def key_count(session: Session, profile: HsmProfile) -> int:
     return session.scalar(select(func.count()).select_from(KmsKey).where(
         KmsKey.hsm_profile_id == profile.id, KmsKey.removed.is_(None))) or 0
@@ -140,10 +150,11 @@ def profile_view(session: Session, profile: HsmProfile, caller: Account) -> dict
 def seed_database_profile(session: Session, **_: Any) -> list[str]:
     """The public ``database`` profile, created once at ``db init`` (enabled, unlike upstream's
     start-up seeding which left it disabled and made every first user enable it by hand)."""
-    exists = session.scalar(select(HsmProfile.id).where(HsmProfile.name == DEFAULT_DATABASE_PROFILE,
-                                                        HsmProfile.protocol == "database"))
+    # Found by owner, not name (it may have been renamed); removed rows count, as upstream.
+    exists = session.scalar(select(HsmProfile.id).where(HsmProfile.protocol == "database",
+                                                        HsmProfile.account_id == SYSTEM_ACCOUNT_ID))
     if exists:
         return []
-    session.add(HsmProfile(name=DEFAULT_DATABASE_PROFILE, protocol="database", account_id=1, domain_id=1,
-                           zone_id=None, vendor_name="CloudStack", enabled=True, is_public=True))
+    session.add(HsmProfile(name=DEFAULT_DATABASE_PROFILE, protocol="database", account_id=SYSTEM_ACCOUNT_ID,
+                           domain_id=1, zone_id=None, vendor_name="CloudStack", enabled=True, is_public=True))
     return [f"HSM profile {DEFAULT_DATABASE_PROFILE}"]
