@@ -2,9 +2,10 @@
 
 
 def test_signed_list_zones(admin):
-    zones = admin.ok("listZones")
+    zones = admin.ok("listZones", name="zone1")
     assert zones["count"] == 1
     assert zones["zone"][0]["name"] == "zone1"
+    assert zones["zone"][0]["allocationstate"] == "Enabled"
 
 
 def test_db_init_is_idempotent(kms_env):

@@ -2,8 +2,9 @@
 from sqlalchemy import and_, or_, select
 
 from cloudstack_kms.api import declare as p
-from cloudstack_kms.api.access import check_domain_access, find_account
+from cloudstack_kms.api.access import check_account_access, check_domain_access, find_account
 from cloudstack_kms.api.command import ALL_ROLES, ListOwnedCommand, ListResult, _ListOwnedParams
+from cloudstack_kms.api.errors import InvalidParameterValue
 from cloudstack_kms.api.listing import paged
 from cloudstack_kms.models import Domain
 from cloudstack_kms.models.kms import HsmProfile
@@ -30,6 +31,26 @@ class ListHSMProfiles(ListOwnedCommand):
         enabled = p.boolean("list enabled or disabled profiles")
         ispublic = p.boolean("list public or non-public profiles")
 
+    def _named_account(self):  # noqa: ANN202 - Account | None
+        """The account named by ``account`` + ``domainid``, checked for the caller; None if not named."""
+        name = self.arg("account")
+        if name is None:
+            return None
+        domain = self.arg("domainid")
+        if domain is None:
+            raise InvalidParameterValue("Account name and domain id must be specified together")
+        if name == self.ctx.account.account_name and domain.id == self.ctx.account.domain_id:
+            return None  # the caller itself
+        self._check_domain(domain)
+        owner = find_account(self.ctx, name, domain)
+        check_account_access(self.ctx, owner)
+        return owner
+
+    def _check_domain(self, domain: Domain) -> None:
+        """Any caller may name its own domain; domain admins their subtree (CloudStack's DomainChecker)."""
+        if domain.id != self.ctx.account.domain_id:
+            check_domain_access(self.ctx, domain)
+
     def execute(self) -> ListResult:
         ctx, session = self.ctx, self.ctx.session
         stmt = select(HsmProfile).where(HsmProfile.removed.is_(None))
@@ -40,18 +61,22 @@ class ListHSMProfiles(ListOwnedCommand):
             elif domain is not None:
                 stmt = stmt.where(HsmProfile.domain_id == domain.id)
         else:
-            mine = HsmProfile.account_id == ctx.account.id
-            shared = and_(HsmProfile.account_id.is_(None), HsmProfile.domain_id == ctx.account.domain_id)
-            if self.arg("listall"):
+            owner = self._named_account() or ctx.account
+            mine = HsmProfile.account_id == owner.id
+            shared = and_(HsmProfile.account_id.is_(None), HsmProfile.domain_id == owner.domain_id)
+            if owner is not ctx.account:
+                # ``account`` + ``domainid``: that account's view (its own and its domain's profiles).
+                stmt = stmt.where(or_(mine, shared))
+            elif self.arg("listall"):
                 visible = [mine, shared, HsmProfile.is_public.is_(True)]
                 if ctx.is_domain_admin:
-                    subtree = select(Domain.id).where(Domain.path.startswith(ctx.domain.path))
+                    subtree = select(Domain.id).where(Domain.path.startswith(ctx.domain.path, autoescape=True))
                     visible.append(and_(HsmProfile.account_id.is_not(None), HsmProfile.domain_id.in_(subtree)))
                 stmt = stmt.where(or_(*visible))
             else:
                 stmt = stmt.where(or_(mine, shared))
             if self.arg("domainid") is not None:
-                check_domain_access(ctx, self.args["domainid"])
+                self._check_domain(self.args["domainid"])
                 stmt = stmt.where(HsmProfile.domain_id == self.args["domainid"].id)
         if self.arg("id"):
             stmt = stmt.where(HsmProfile.uuid == self.args["id"])

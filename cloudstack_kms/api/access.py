@@ -24,7 +24,7 @@ def can_access_domain(ctx: CallContext, domain: Domain) -> bool:
         return True
     if ctx.is_domain_admin:
         return is_child_domain(ctx.domain, domain)
-    return False
+    return domain.id == ctx.account.domain_id  # users may name their own domain
 
 
 def can_access_account(ctx: CallContext, account: Account) -> bool:
@@ -97,7 +97,7 @@ def list_scope(ctx: CallContext, stmt: Select, account_col: Any, domain_col: Any
     listall = bool(args.get("listall"))
 
     if name is not None and domain is None:
-        raise InvalidParameterValue("Account name and domain id must be specified together")
+        domain = ctx.domain  # upstream looks the account up in the caller's own domain
     if domain is not None:
         check_domain_access(ctx, domain)
     if not ctx.is_admin:
@@ -111,12 +111,12 @@ def list_scope(ctx: CallContext, stmt: Select, account_col: Any, domain_col: Any
         return stmt.where(account_col == account.id)
     if domain is not None:
         if recursive or listall:
-            sub = select(Domain.id).where(Domain.path.startswith(domain.path), Domain.removed.is_(None))
+            sub = select(Domain.id).where(Domain.path.startswith(domain.path, autoescape=True), Domain.removed.is_(None))
             return stmt.where(domain_col.in_(sub))
         return stmt.where(domain_col == domain.id)
     if listall:
         if ctx.is_root_admin:
             return stmt
-        sub = select(Domain.id).where(Domain.path.startswith(ctx.domain.path))
+        sub = select(Domain.id).where(Domain.path.startswith(ctx.domain.path, autoescape=True))
         return stmt.where(domain_col.in_(sub))
     return stmt.where(account_col == ctx.account.id)

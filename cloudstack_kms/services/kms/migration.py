@@ -10,24 +10,33 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from ...api.errors import ApiError, CloudRuntimeError, InvalidParameterValue
+from ...api.errors import CloudRuntimeError, InvalidParameterValue
 from ...db import Database
-from ...models import Account, Domain
-from ...models.kms import KmsKey
+from ...models import Account, Domain, User
+from ...models.base import new_uuid, utcnow
+from ...models.kms import HsmProfile, KmsKey, WrappedKey
 from ...models.volume import Passphrase, Volume
-from ...providers.base import zero
-from ...security.masterkey import MasterKey
-from .. import events, settings
+from ...providers import retry
+from ...providers.base import KmsError, zero
+from ...security.masterkey import MasterKey, MasterKeyError
+from .. import events
 from ..volumes import open_passphrase
-from . import envelope
+from . import envelope, profiles
+from .keys import active_version
 from .runtime import KmsRuntime
 
 log = logging.getLogger(__name__)
-BATCH = 200
+#: Volumes per transaction (and per progress update of the job).
+BATCH = 1000
+#: Passphrases per provider call through the retry wrapper (each chunk gets the operation timeout).
+CRYPTO_CHUNK = 100
+#: Rows per set-based statement.
+WRITE_CHUNK = 500
 
 
 @dataclass
@@ -56,7 +65,7 @@ def candidates_by_scope(session: Session, key: KmsKey, *, zone_id: int | None, d
     if account is not None:
         stmt = stmt.where(Volume.account_id == account.id)
     elif domain is not None:
-        stmt = stmt.where(Volume.domain_id.in_(select(Domain.id).where(Domain.path.startswith(domain.path))))
+        stmt = stmt.where(Volume.domain_id.in_(select(Domain.id).where(Domain.path.startswith(domain.path, autoescape=True))))
     ids = []
     for volume_id, uuid, account_id in session.execute(stmt.order_by(Volume.id)):
         if account_id != key.account_id:
@@ -77,48 +86,108 @@ def check_volume_ids(session: Session, key: KmsKey, volumes: list[Volume]) -> li
 
 def migrate_batch(db: Database, runtime: KmsRuntime, master_key: MasterKey, key_id: int, volume_ids: list[int],
                   report: MigrationReport, user_id: int) -> None:
-    """One transaction; each volume in a savepoint so one failure does not undo the others."""
+    """Migrate one batch in one transaction: all of it commits, or (crash, database error) none.
+
+    The volume rows are locked first, so two migrations of the same volumes cannot both wrap
+    them; the key's Active version is held with a shared lock until commit, so a rotation cannot
+    demote it meanwhile. A volume whose passphrase cannot be opened or wrapped is reported as a
+    failure and left as it is; the others go on. The writes are set-based (one INSERT of the
+    wrapped keys, one UPDATE of the volumes, one DELETE of the passphrases): a statement per
+    volume would cost a database round trip per volume.
+    """
+    if not volume_ids:
+        return
     with db.transaction() as session:
         key = session.get(KmsKey, key_id)
-        bits = settings.get_value(session, "kms.dek.size.bits")
-        for volume_id in volume_ids:
-            volume = session.scalars(select(Volume).where(Volume.id == volume_id).with_for_update()).first()
-            if volume is None or volume.removed is not None or volume.passphrase_id is None \
-                    or volume.kms_key_id is not None:
-                report.already += 1
-                continue
-            secret = None
+        if key is None or key.removed is not None or not key.enabled:
+            raise InvalidParameterValue(f"KMS key is not enabled: {key.uuid if key else key_id}")
+        volumes = session.execute(select(Volume.id, Volume.uuid, Volume.passphrase_id, Volume.data_center_id)
+                                  .where(Volume.id.in_(volume_ids), Volume.removed.is_(None),
+                                         Volume.passphrase_id.is_not(None), Volume.kms_key_id.is_(None))
+                                  .order_by(Volume.id).with_for_update()).all()
+        report.already += len(set(volume_ids)) - len(volumes)
+        if not volumes:
+            return
+        version = active_version(session, key, lock=True)
+        profile = session.get(HsmProfile, version.hsm_profile_id)
+        if profile is None or profile.removed is not None or not profile.enabled:
+            raise CloudRuntimeError(f"Failed to migrate volumes to KMS: HSM profile of KMS key {key.uuid} is not "
+                                    "enabled")
+        config = profiles.load_config(session, master_key, profile)
+        provider = runtime.provider(profile.protocol)
+        policy = runtime.policy(session)
+        phrases = dict(session.execute(select(Passphrase.id, Passphrase.passphrase).where(
+            Passphrase.id.in_([v.passphrase_id for v in volumes]))).all())
+
+        def wrap(chunk: list) -> tuple[list[tuple[Any, str, bytes]], list[dict]]:
+            done, failed = [], []
+            for volume in chunk:
+                secret = None
+                try:
+                    secret = open_passphrase(master_key, Passphrase(id=volume.passphrase_id,
+                                                                    passphrase=phrases.get(volume.passphrase_id)))
+                    wrapped_uuid = new_uuid()
+                    blob = provider.wrap(config, version.kek_label, bytes(secret),
+                                         envelope.context_for(key, wrapped_uuid))
+                    done.append((volume, wrapped_uuid, blob))
+                except MasterKeyError:  # this volume only; a provider error stops the chunk (below)
+                    failed.append({"volumeid": volume.uuid, "reason": "the volume's passphrase cannot be opened"})
+                finally:
+                    zero(secret)
+            return done, failed
+
+        wrapped: list[tuple[Any, str, bytes]] = []
+        for start in range(0, len(volumes), CRYPTO_CHUNK):
+            chunk = volumes[start:start + CRYPTO_CHUNK]
             try:
-                with session.begin_nested():
-                    passphrase = session.get(Passphrase, volume.passphrase_id)
-                    secret = open_passphrase(master_key, passphrase)
-                    new = envelope.wrap_new_dek(session, runtime, master_key, key, bits, plaintext=bytes(secret))
-                    zero(new.plaintext)
-                    new.wrapped_key.zone_id = volume.data_center_id
-                    volume.kms_key_id = key.id
-                    volume.kms_wrapped_key_id = new.wrapped_key.id
-                    volume.passphrase_id = None
-                    session.flush()
-                    session.delete(passphrase)
-                    session.flush()
-                report.migrated += 1
-            except ApiError as exc:
-                report.failures.append({"volumeid": volume.uuid, "reason": exc.text})
-            except Exception:  # noqa: BLE001 - one volume's failure is reported, the rest go on
-                log.exception("migration of volume %s failed", volume.uuid)
-                report.failures.append({"volumeid": volume.uuid, "reason": "internal error, see the server log"})
-            finally:
-                zero(secret)
-        if volume_ids:
-            owner = session.get(Account, key.account_id)
-            from ...models import User
-            events.record(session, event_type="VOLUME.MIGRATE.TO.KMS", user=session.get(User, user_id),
-                          account=owner, description=f"Migrated volume encryption keys to KMS key {key.uuid}: "
-                          f"{report.migrated} so far", resource_id=key.id, resource_type="KmsKey")
+                done, failed = retry.call(policy, "wrap", lambda chunk=chunk: wrap(chunk))
+            except KmsError as exc:  # the provider is failing: report the rest of the batch, write what is done
+                report.failures.extend({"volumeid": v.uuid, "reason": f"Failed to wrap key: {exc.message}"}
+                                       for v in volumes[start:])
+                break
+            wrapped.extend(done)
+            report.failures.extend(failed)
+        if not wrapped:
+            return
+        now = utcnow()
+        session.execute(insert(WrappedKey.__table__), [
+            {"uuid": wrapped_uuid, "kms_key_id": key.id, "kek_version_id": version.id,
+             "zone_id": volume.data_center_id, "wrapped_blob": blob, "created": now}
+            for volume, wrapped_uuid, blob in wrapped])
+        ids = dict(session.execute(select(WrappedKey.uuid, WrappedKey.id).where(
+            WrappedKey.uuid.in_([wrapped_uuid for _, wrapped_uuid, _ in wrapped]))).all())
+        pairs = [(volume.id, ids[wrapped_uuid]) for volume, wrapped_uuid, _ in wrapped]
+        moved = sum(_point_volumes(session, key.id, pairs[i:i + WRITE_CHUNK])
+                    for i in range(0, len(pairs), WRITE_CHUNK))
+        if moved != len(pairs):  # the rows are locked: nothing else can have changed them
+            raise CloudRuntimeError(f"Failed to migrate volumes to KMS: {len(pairs) - moved} volume(s) changed "
+                                    "during the migration")
+        passphrase_ids = [volume.passphrase_id for volume, _, _ in wrapped]
+        for i in range(0, len(passphrase_ids), WRITE_CHUNK):
+            session.execute(delete(Passphrase).where(Passphrase.id.in_(passphrase_ids[i:i + WRITE_CHUNK]))
+                            .execution_options(synchronize_session=False))
+        report.migrated += len(wrapped)
+        owner = session.get(Account, key.account_id)
+        events.record(session, event_type="VOLUME.MIGRATE.TO.KMS", user=session.get(User, user_id),
+                      account=owner, description=f"Migrated volume encryption keys to KMS key {key.uuid} "
+                      f"(v{version.version_number}): {len(wrapped)} in this batch, {report.migrated} so far",
+                      resource_id=key.id, resource_type="KmsKey", parameters=f"count={len(wrapped)}")
+
+
+def _point_volumes(session: Session, key_id: int, pairs: list[tuple[int, int]]) -> int:
+    """Volumes (id, wrapped key id) now use the KMS key; their passphrase reference is cleared."""
+    conn = session.connection()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = (f"UPDATE {Volume.__table__.name} SET kms_wrapped_key_id = CASE id "
+           f"{' '.join([f'WHEN {mark} THEN {mark}'] * len(pairs))} END, kms_key_id = {mark}, passphrase_id = NULL "
+           f"WHERE id IN ({','.join([mark] * len(pairs))}) AND kms_key_id IS NULL")
+    params: list[Any] = [value for pair in pairs for value in pair]
+    params.append(key_id)
+    params.extend(volume_id for volume_id, _ in pairs)
+    return conn.exec_driver_sql(sql, tuple(params)).rowcount
 
 
 def check_key_usable(session: Session, key: KmsKey) -> None:
-    from ...models.kms import HsmProfile
     if not key.enabled:
         raise InvalidParameterValue(f"KMS key is not enabled: {key.uuid}")
     if key.purpose != "VOLUME_ENCRYPTION":
