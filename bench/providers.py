@@ -13,7 +13,7 @@ database plus master key for the database provider. Four rows are measured, each
 (c) the pkcs11 provider through ``retry.call`` (the path the KMS service uses);
 (d) the database provider.
 
-The cases run in alternating 0.2 s slices (``--seconds`` in total per case and operation), so
+The cases run in alternating 0.1 s slices (``--seconds`` in total per case and operation), so
 that drifting load from elsewhere on the machine weighs on all of them alike.
 
 The target is (b) >= 80 % of (a), for wrap and for unwrap. The script prints PASS or FAIL
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -88,7 +89,7 @@ def measure(fn: Callable[[], object], seconds: float, threads: int = 1) -> tuple
 
 
 def interleaved(cases: list[Callable[[], object]], seconds: float, threads: int,
-                slice_sec: float = 0.2) -> tuple[list[float], list[list[float]]]:
+                slice_sec: float = 0.1) -> tuple[list[float], list[list[float]]]:
     """Ops/s of each case over the whole run, and per round, measured in alternating short
     slices so that load from elsewhere on the machine (which drifts over seconds) weighs on
     every case alike."""
@@ -100,7 +101,8 @@ def interleaved(cases: list[Callable[[], object]], seconds: float, threads: int,
     spent = [0.0] * len(cases)
     per_round: list[list[float]] = [[] for _ in cases]
     for r in range(rounds):
-        order = range(len(cases)) if r % 2 == 0 else reversed(range(len(cases)))
+        order = list(range(len(cases)))
+        random.Random(r).shuffle(order)
         for i in order:
             n, t = measure(cases[i], seconds / rounds, threads)
             ops[i] += n

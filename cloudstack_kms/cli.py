@@ -150,6 +150,7 @@ def serve(settings: Settings, host: str, port: int, workers: int, threads: int, 
             self.cfg.set("accesslog", "-")
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("timeout", 120)
+            self.cfg.set("worker_exit", _stop_background)
             if "control_socket_disable" in self.cfg.settings:
                 # gunicorn >= 25 opens a control socket at one fixed per-user path, which every
                 # server on the host would share (and unlink on exit): not wanted here.
@@ -159,6 +160,14 @@ def serve(settings: Settings, host: str, port: int, workers: int, threads: int, 
             return create_app(settings, ui_dir=ui_dir)
 
     Server().run()
+
+
+def _stop_background(_server, worker) -> None:  # noqa: ANN001 - gunicorn's worker_exit hook
+    """On a graceful stop, end the job threads and mark this server Down in ``mshost``."""
+    app = getattr(worker, "wsgi", None)
+    state = getattr(app, "extensions", {}).get("cloudstack_kms") if app is not None else None
+    if state is not None and state.worker is not None:
+        state.worker.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from tests.support.client import Client, sign
+from tests.support.dbtools import query
 from tests.support.tenants import PASSWORD, new_account
 
 MISSING = "Unable to execute API command {api} due to missing parameter {param}"
@@ -47,7 +48,7 @@ def admin_session(server, kms_env) -> Client:
 
 # ------------------------------------------------------------------ XML
 def test_xml_is_the_default_for_a_list(admin):
-    reply = admin.request("listZones", fmt=None)
+    reply = admin.request("listZones", fmt=None, name="zone1")
     assert reply.status == 200
     assert reply.headers["Content-Type"] == "text/xml; charset=UTF-8"
     assert reply.text.startswith('<?xml version="1.0" encoding="UTF-8"?><listzonesresponse cloud-stack-version="')
@@ -68,7 +69,7 @@ def test_anything_but_json_gives_xml(admin, value):
 
 
 def test_response_json_in_any_case(admin):
-    reply = admin.request("listZones", fmt="JSON")
+    reply = admin.request("listZones", fmt="JSON", name="zone1")
     assert reply.status == 200 and reply.body["listzonesresponse"]["count"] == 1
 
 
@@ -98,6 +99,18 @@ def test_missing_parameter(admin):
     inner = expect_error(admin.request("createZone", **args), 431, "createzoneresponse",
                          MISSING.format(api="createzone", param="dns1"))
     assert inner["cserrorcode"] == 9999
+
+
+def test_description_header_of_odd_values(admin):
+    """The header is one line of ISO-8859-1, cut short; the body keeps the whole text."""
+    reply = admin.request("listZones", page="é☃\t1", pagesize="1")
+    inner = expect_error(reply, 431, "listzonesresponse", INVALID.format(api="listzones", value="é☃\t1", param="page"))
+    assert reply.headers["X-Description"] == inner["errortext"].replace("☃", "?").replace("\t", " ")
+    huge = "7" * 50_000
+    reply = admin.request("listZones", page=huge, pagesize="1")
+    inner = expect_error(reply, 431, "listzonesresponse", INVALID.format(api="listzones", value=huge, param="page"))
+    assert len(reply.headers["X-Description"]) <= 2048
+    assert reply.headers["X-Description"].endswith("...")
 
 
 def test_missing_parameter_header(admin):
@@ -192,10 +205,10 @@ def test_paging_rules(admin):
                  "Page size can't exceed max allowed page size value: 500", cserrorcode=4350)
     expect_error(admin.request("listZones", page="1", pagesize="-1"), 431, "listzonesresponse",
                  "Can't specify page parameter when pagesize is -1 (Unlimited)", cserrorcode=4350)
-    assert admin.ok("listZones", page="1", pagesize="500")["count"] == 1
-    assert admin.ok("listZones", pagesize="-1")["count"] == 1
+    assert admin.ok("listZones", name="zone1", page="1", pagesize="500")["count"] == 1
+    assert admin.ok("listZones", name="zone1", pagesize="-1")["count"] == 1
     # past the last page: the total, and no array (cs's page loop stops on it)
-    assert admin.ok("listZones", page="2", pagesize="1") == {"count": 1}
+    assert admin.ok("listZones", name="zone1", page="2", pagesize="1") == {"count": 1}
 
 
 def test_page_size_follows_the_setting(admin):
@@ -204,7 +217,7 @@ def test_page_size_follows_the_setting(admin):
     try:
         expect_error(admin.request("listZones", page="1", pagesize="4"), 431, "listzonesresponse",
                      "Page size can't exceed max allowed page size value: 3", cserrorcode=4350)
-        assert admin.ok("listZones", page="1", pagesize="3")["count"] == 1
+        assert admin.ok("listZones", name="zone1", page="1", pagesize="3")["count"] == 1
     finally:
         admin.ok("updateConfiguration", name="default.page.size", value="500")
 
@@ -231,7 +244,7 @@ def test_booleans_in_any_case_and_case_insensitive_names(server, admin, admin_se
 
 def test_unknown_parameters_ignored(admin):
     reply = admin.request("listZones", filter="name,id", projectid="-1", ignoreproject="true", _="12345",
-                          nosuchparam="x")
+                          nosuchparam="x", name="zone1")
     assert reply.status == 200, reply.text
     assert reply.inner()["count"] == 1
 
@@ -239,7 +252,7 @@ def test_unknown_parameters_ignored(admin):
 def test_trailing_slash_and_sub_paths(server, admin_keys):
     for path in ("/client/api", "/client/api/", "/client/api/anything"):
         client = Client(server.url.replace("/client/api", path), admin_keys["apikey"], admin_keys["secretkey"])
-        query = {"command": "listZones", "response": "json", "apiKey": admin_keys["apikey"]}
+        query = {"command": "listZones", "response": "json", "name": "zone1", "apiKey": admin_keys["apikey"]}
         query["signature"] = sign(query, admin_keys["secretkey"])
         resp = client.http.get(client.url, params=query, allow_redirects=False, timeout=30)
         assert resp.status_code == 200, (path, resp.status_code, resp.text)
@@ -269,6 +282,8 @@ def test_non_printable_characters(admin):
 
 @pytest.mark.parametrize("params", [
     {"page": "1" * 5000, "pagesize": "1"},
+    {"page": "9" * 100_000, "pagesize": "1"},
+    {"pagesize": "x" * 200_000, "page": "1"},
     {"keyword": "k" * 300_000},
     {"name": "%zz%%%"},
     {"name": "\U0001f600 \ufffd \u200b"},
@@ -323,3 +338,45 @@ def test_other_http_methods(server):
     resp = requests.put(server.url, params={"command": "listZones", "response": "json"}, timeout=30)
     assert resp.status_code == 405
     assert resp.json()["errorresponse"]["errorcode"] == 405
+
+
+# ------------------------------------------------------------------ command errors and the transaction
+GENERIC_TEXT = "Internal error executing command, please contact your system administrator"
+
+
+def raised_events(kms, message: str) -> int:
+    return query(kms, "SELECT COUNT(*) FROM event WHERE description = :d", d=f"Raising {message}")[0][0]
+
+
+@pytest.mark.parametrize("kind, code, cserrorcode", [
+    ("runtime", 530, 4250), ("invalid", 431, 4350), ("denied", 531, 4365), ("unavailable", 534, 4380)])
+def test_command_errors_are_mapped_and_rolled_back(ext_env, ext_admin, kind, code, cserrorcode):
+    message = f"{kind} {uuid.uuid4().hex}"
+    reply = ext_admin.request("testSyncRaise", kind=kind, message=message)
+    expect_error(reply, code, "testsyncraiseresponse", message, cserrorcode)
+    assert reply.headers["X-Description"] == message
+    assert raised_events(ext_env, message) == 0  # the event written before the error is gone
+
+
+def test_success_is_committed(ext_env, ext_admin):
+    message = f"fine {uuid.uuid4().hex}"
+    assert ext_admin.ok("testSyncRaise", kind="none", message=message) == {"success": True, "displaytext": message}
+    assert raised_events(ext_env, message) == 1
+
+
+def test_a_bug_is_a_clean_530(ext_env, ext_server, ext_admin):
+    message = uuid.uuid4().hex
+    reply = ext_admin.request("testSyncRaise", kind="bug", message=message)
+    expect_error(reply, 530, "testsyncraiseresponse", GENERIC_TEXT, 4250)
+    assert message not in reply.text and "ZeroDivisionError" not in reply.text
+    assert raised_events(ext_env, message) == 0
+
+
+def test_internal_texts_hidden_from_users(ext_admin):
+    _, user = new_account(ext_admin)
+    for kind, code in (("runtime", 530), ("unavailable", 534)):
+        reply = user.request("testSyncRaise", kind=kind, message="internal detail")
+        inner = expect_error(reply, code, "testsyncraiseresponse", GENERIC_TEXT, cserrorcode=reply.inner()["cserrorcode"])
+        assert "internal detail" not in reply.text and inner["cserrorcode"] in (4250, 4380)
+    expect_error(user.request("testSyncRaise", kind="invalid", message="shown"), 431, "testsyncraiseresponse",
+                 "shown", 4350)

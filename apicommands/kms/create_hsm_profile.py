@@ -1,6 +1,4 @@
 """``createHSMProfile`` (root admin): register the connection settings of a key backend."""
-from sqlalchemy import select
-
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.access import find_account
 from cloudstack_kms.api.command import BaseParams, Command, ObjectResult
@@ -12,6 +10,29 @@ from cloudstack_kms.services.kms import profiles
 from cloudstack_kms.services.kms.runtime import runtime_of
 
 from .responses import HsmProfileResponse
+
+
+def profile_details(groups: list[dict[str, str]]) -> dict[str, str]:
+    """The ``details`` map, sent in either CloudStack form (``details[i].key``/``details[i].value``
+    or ``details[i].<name>=<value>``).
+
+    Two inputs are refused rather than guessed at, because a guess could store a secret in clear:
+    a group mixing both forms (read as named entries, ``details[0].key=pin&details[0].value=S&
+    details[0].x=y`` would keep ``S`` under the non-sensitive name ``value``), and names that
+    differ only in case (one profile would hold two PINs; MySQL's unique key on the name would
+    also refuse the second row).
+    """
+    for group in groups:
+        if {"key", "value"} < set(group):
+            raise InvalidParameterValue("Invalid details: a details[i] group holds either key and value, "
+                                        "or named entries, not both")
+    details = p.map_pairs(groups)
+    seen: dict[str, str] = {}
+    for name in details:
+        if name.lower() in seen:
+            raise InvalidParameterValue(f"Duplicate detail name: {name}")
+        seen[name.lower()] = name
+    return details
 
 
 class CreateHSMProfile(Command):
@@ -49,7 +70,7 @@ class CreateHSMProfile(Command):
         if not runtime.providers.has(protocol):
             raise InvalidParameterValue(f"No provider found for protocol: {protocol}")
         provider = runtime.provider(protocol)
-        details = p.map_pairs(self.arg("details", []))
+        details = profile_details(self.arg("details", []))
         try:
             provider.validate_details(details)
         except KmsError as exc:

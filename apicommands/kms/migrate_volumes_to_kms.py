@@ -6,6 +6,8 @@ guide's form: other accounts' volumes are skipped and reported). Batched, resuma
 idempotent; ``jobprocstatus`` counts migrated volumes; the result reports migrated, skipped
 and failed volumes with a reason per failure.
 """
+from contextlib import nullcontext
+
 from sqlalchemy import select
 
 from cloudstack_kms.api import declare as p
@@ -79,9 +81,18 @@ class MigrateVolumesToKMS(AsyncCommand):
 
     # -------------------------------------------------------------- job phase
     def run_batches(self) -> None:
+        """Migrate batch by batch, each batch committed on its own (a crash loses one batch at most;
+        the job is resumable and a rerun skips what is done).
+
+        Called by the job worker outside any transaction (``commits_in_batches``), or from
+        :meth:`execute` inside the job's transaction when a worker did not call it first. On SQLite
+        the job's transaction then holds the database's only write lock, so the batches run in it.
+        """
         state = self.ctx.state
+        outer = self.ctx.session
         report = self.report = migration.MigrationReport()
-        with state.db.transaction() as s:
+        joined = outer is not None and state.db.is_sqlite
+        with (nullcontext(outer) if outer is not None else state.db.transaction()) as s:
             self.ctx.session = s
             key = self.instance()
             key_id = key.id
@@ -93,16 +104,17 @@ class MigrateVolumesToKMS(AsyncCommand):
                 zone = self.arg("zoneid")
                 ids = migration.candidates_by_scope(s, key, zone_id=zone.id if zone else None, domain=domain,
                                                     account=account, report=report)
-            self.ctx.session = None
+        self.ctx.session = outer
         runtime = runtime_of(state)
         for start in range(0, len(ids), migration.BATCH):
             migration.migrate_batch(state.db, runtime, state.master_key, key_id, ids[start:start + migration.BATCH],
-                                    report, self.ctx.user.id)
+                                    report, self.ctx.user.id, session=outer if joined else None)
             self.ctx.report_progress(report.migrated)
 
     def execute(self) -> ObjectResult:
-        report = self.report or migration.MigrationReport()
-        return ObjectResult(MigrationResponse, report.as_result())
+        if self.report is None:  # the worker did not run the batches first
+            self.run_batches()
+        return ObjectResult(MigrationResponse, self.report.as_result())
 
     def event_description(self) -> str:
         if self.report is None:

@@ -58,6 +58,11 @@ class ListUsers(ListOwnedCommand):
             if scope.get("account") is not None and scope.get("domainid") is None:
                 scope["domainid"] = ctx.domain  # upstream looks an account name up in the caller's domain
             stmt = list_scope(ctx, stmt, User.account_id, Account.domain_id, scope)
+            if not ctx.is_root_admin:
+                # Pin domain admins to their subtree with an escaped prefix as well: list_scope's LIKE
+                # does not escape '_' and '%', which domain names may contain.
+                stmt = stmt.join(Domain, Account.domain_id == Domain.id).where(
+                    Domain.path.startswith(ctx.domain.path, autoescape=True))
         if self.arg("username") is not None:
             stmt = stmt.where(User.username == self.args["username"])
         if self.arg("accounttype") is not None:

@@ -103,9 +103,12 @@ def authorise(cls: type[Command] | None, command: str, user: User, signed: bool)
 def dispatch(app_state: AppState, cls: type[Command] | None, command: str, pairs: list[tuple[str, str]],
              params: dict[str, str], fmt: str) -> Response:
     job_to_wake = False
+    role: str | None = None
     try:
         with app_state.db.transaction() as session:
             user, signed = authenticate(app_state, session, pairs, params)
+            # Read now: after a rollback the session's rows are expired and cannot load.
+            role = user.account.role_type
             cls = authorise(cls, command, user, signed)
             ctx = CallContext(session=session, user=user, account=user.account, state=app_state)
             args = parse_args(cls, params, session)
@@ -118,7 +121,7 @@ def dispatch(app_state: AppState, cls: type[Command] | None, command: str, pairs
                 record_completed(ctx, cmd)
             body = result_body(result, ctx.role)
     except ApiError as err:
-        raise hide_internal(err, locals().get("user")) from None
+        raise hide_internal(err, role) from None
     except Exception:  # noqa: BLE001 - the one place that turns bugs into a clean 530
         log.exception("command %s failed", command)
         raise CloudRuntimeError(GENERIC_INTERNAL_TEXT) from None
@@ -127,8 +130,9 @@ def dispatch(app_state: AppState, cls: type[Command] | None, command: str, pairs
     return respond(cls.response_name(), body, fmt)
 
 
-def hide_internal(err: ApiError, user: User | None) -> ApiError:
-    if err.code in _HIDDEN_FOR_NON_ROOT and user is not None and user.account.role_type != "Admin":
+def hide_internal(err: ApiError, role: str | None) -> ApiError:
+    """Upstream hides the texts of 530/533/534 from callers who are not root admins."""
+    if err.code in _HIDDEN_FOR_NON_ROOT and role is not None and role != "Admin":
         return ApiError(GENERIC_INTERNAL_TEXT, code=err.code, cserrorcode=err.cserrorcode)
     return err
 

@@ -46,6 +46,11 @@ def login(state: AppState, params: dict[str, str], fmt: str) -> Response:
     if request.method != "POST":
         return Response("Please use HTTP POST to authenticate using this API", status=405, content_type="text/plain")
     username, password = params.get("username", ""), params.get("password", "")
+    previous = request.cookies.get("sessionkey")
+    if previous:
+        # As upstream, a login first ends the session the browser already has.
+        with state.db.transaction() as session:
+            auth.end_session(session, previous)
     try:
         with state.db.transaction() as session:
             domain = _find_domain(session, params)

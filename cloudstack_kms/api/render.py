@@ -78,8 +78,21 @@ def respond_error(name: str, err: ApiError, fmt: str) -> Response:
     headers = {}
     if err.cserrorcode is not None:
         # The web UI and Python CloudMonkey read the text from this header.
-        headers["X-Description"] = err.text.replace("\r", " ").replace("\n", " ")
+        headers["X-Description"] = header_text(err.text)
     return respond(name, error_body(err), fmt, err.code, headers)
+
+
+MAX_HEADER_TEXT = 2048
+
+
+def header_text(text: str) -> str:
+    """``text`` made safe for a header: one line, ISO-8859-1 (as servlet containers write
+    headers; other characters become ``?``), and short: an error can quote a huge value,
+    and clients refuse header lines over 64 KiB."""
+    if len(text) > MAX_HEADER_TEXT:
+        text = text[:MAX_HEADER_TEXT - 3] + "..."
+    text = "".join(" " if ch < " " or ch == "\x7f" else ch for ch in text)
+    return text.encode("latin-1", "replace").decode("latin-1")
 
 
 # ------------------------------------------------------------------ XML

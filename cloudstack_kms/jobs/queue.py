@@ -22,13 +22,19 @@ def register_instance_type(name: str, model: type) -> None:
 
 
 def seal_params(ctx: CallContext, cls: type[AsyncCommand], params: dict[str, str], job_uuid: str) -> str:
-    """The request parameters as JSON; sensitive values sealed with the master key."""
+    """The command's parameters as JSON, for the worker; sensitive values sealed with the master key.
+
+    Only ``command`` and the parameters the command declares are kept: anything else is ignored
+    by the command anyway, and may be a secret the caller sent by mistake (a ``pin``, a
+    ``password``, ``details[0].pin``), which must not sit in clear in ``async_job``.
+    """
     sensitive = cls.sensitive_params()
+    declared = set(cls.param_fields())
     stored: dict[str, Any] = {}
     for name, value in params.items():
-        if name in ("signature", "sessionkey", "apikey"):
-            continue
         base = name.split("[", 1)[0]
+        if name != "command" and base not in declared:
+            continue
         if base in sensitive or _sensitive_map_entry(cls, name):
             stored[name] = {"sealed": ctx.state.master_key.seal_text(value, f"async_job:{job_uuid}:{name}")}
         else:

@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 
 from ..api.command import AsyncCreateCommand
 from ..api.context import CallContext
-from ..api.errors import GENERIC_INTERNAL_TEXT, ApiError, CloudRuntimeError
+from ..api.errors import GENERIC_INTERNAL_TEXT, INTERNAL_ERROR, ApiError, CloudRuntimeError
 from ..api.parse import parse_args
 from ..api.render import result_body
 from ..app_state import AppState
@@ -77,12 +77,19 @@ class JobWorker:
         t.start()
         self._threads.append(t)
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 2.0) -> None:
+        """Stop claiming, give running jobs ``grace`` seconds, then mark this server Down.
+
+        A job still running after that is settled like any job of a Down server ("job
+        cancelled because of management server restart or shutdown"); if it finishes after
+        all, its result is discarded (see :meth:`run`).
+        """
         self._stop.set()
         with self._wake:
             self._wake.notify_all()
+        deadline = time.monotonic() + grace
         for t in self._threads:
-            t.join(timeout=10)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
         try:
             with self.state.db.transaction() as s:
                 s.execute(update(ManagementServer).where(ManagementServer.msid == self.state.msid)
@@ -119,18 +126,24 @@ class JobWorker:
             if not down:
                 return 0
             # Unclaimed jobs (executing msid NULL) stay queued: any live server will claim them.
-            jobs = s.scalars(select(AsyncJob).where(AsyncJob.job_status == JOB_IN_PROGRESS,
-                                                    AsyncJob.job_executing_msid.in_(down)))
+            jobs = list(s.scalars(select(AsyncJob).where(AsyncJob.job_status == JOB_IN_PROGRESS,
+                                                         AsyncJob.job_executing_msid.in_(down))))
             for job in jobs:
-                settled += 1
                 cls = self._command_of(job)
+                owner = job.job_executing_msid
+                # Each change is conditional on the job still being the dead server's, so two
+                # servers recovering at once (or a late finish) never settle a job twice.
                 if cls is not None and getattr(cls, "resumable", False):
-                    log.info("re-queueing resumable job %s of a dead server", job.uuid)
-                    job.job_executing_msid = None
-                    job.last_updated = now
+                    requeued = s.execute(_owned_by(job.id, owner).values(job_executing_msid=None, last_updated=now)
+                                         .execution_options(synchronize_session=False)).rowcount
+                    if requeued:
+                        log.info("re-queueing resumable job %s of a dead server", job.uuid)
+                        settled += 1
                     continue
-                log.warning("failing job %s left by dead server %s", job.uuid, job.job_executing_msid)
-                self._mark_failed(job, CloudRuntimeError(RESTART_TEXT), job.job_executing_msid)
+                if _complete(s, job.id, owner, JOB_FAILED, CloudRuntimeError(RESTART_TEXT).as_job_result(),
+                             code=INTERNAL_ERROR, complete_msid=owner):
+                    log.warning("failed job %s left by dead server %s", job.uuid, owner)
+                    settled += 1
         if settled:
             self.wake()
         return settled
@@ -188,6 +201,12 @@ class JobWorker:
 
     # ------------------------------------------------------------ running
     def run(self, job_id: int) -> None:
+        """Run a job this server has claimed, in one transaction with its result.
+
+        The result is written only if the job is still this server's (another server may
+        have declared this one dead and failed the job meanwhile): otherwise the whole
+        transaction, the command's own changes included, is rolled back.
+        """
         state = self.state
         with state.db.transaction() as s:
             job = s.get(AsyncJob, job_id)
@@ -196,56 +215,46 @@ class JobWorker:
         try:
             if cls is None:
                 raise CloudRuntimeError(f"Unknown API command: {params.get('command')}")
-            cmd = None
-            if getattr(cls, "commits_in_batches", False):
-                # Long commands (migration) commit batch by batch before the final transaction, so no
-                # outer transaction holds SQLite's write lock while they commit.
-                with state.db.transaction() as s:
-                    cmd = self._command(s, cls, params, job_id)
-                cmd.ctx.session = None
-                cmd.run_batches()
             with state.db.transaction() as s:
                 job = s.get(AsyncJob, job_id)
                 user = s.get(User, job.user_id)
-                fresh = self._command(s, cls, params, job_id)
-                if cmd is None:
-                    cmd = fresh
-                else:  # keep what the batches learned; rebind to this transaction
-                    cmd.ctx, cmd.args = fresh.ctx, fresh.args
-                ctx = cmd.ctx
+                ctx = CallContext(session=s, user=user, account=user.account, state=state, job_id=job_id,
+                                  progress=self._progress_writer(job_id, s))
+                args = parse_args(cls, params, s)
+                cmd = cls(ctx, args)
+                if isinstance(cmd, AsyncCreateCommand):
+                    model = queue.INSTANCE_MODELS.get(cls.instance_type or "")
+                    cmd.created = s.get(model, job.instance_id) if model and job.instance_id else None
                 result = cmd.execute()
                 body = result_body(result, ctx.role)
-                now = utcnow()
-                job.job_status = JOB_SUCCEEDED
-                job.job_result_code = 0
-                job.job_result = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-                job.job_complete_msid = state.msid
-                job.job_executing_msid = None
-                job.last_updated = job.removed = now
+                if not _complete(s, job_id, state.msid, JOB_SUCCEEDED, body, code=0, complete_msid=state.msid):
+                    raise _JobLost()
                 if cls.event_type:
                     owner = getattr(cmd, "event_account", None) or ctx.account
                     events.record(s, event_type=cls.event_type, description="Successfully completed "
                                   + cmd.event_description(), user=user, account=owner,
                                   resource_id=job.instance_id, resource_type=cls.instance_type)
+        except _JobLost:
+            log.warning("job %s was settled by another server while it ran here; its result is discarded", job_id)
         except ApiError as err:
             self.fail(job_id, err, cls)
         except Exception:  # noqa: BLE001 - a bug must still end the job cleanly
             log.exception("job %s failed", job_id)
             self.fail(job_id, CloudRuntimeError(GENERIC_INTERNAL_TEXT), cls)
 
-    def _command(self, s, cls, params: dict, job_id: int):  # noqa: ANN001, ANN202
-        job = s.get(AsyncJob, job_id)
-        user = s.get(User, job.user_id)
-        ctx = CallContext(session=s, user=user, account=user.account, state=self.state, job_id=job_id,
-                          progress=lambda v: self.set_progress(job_id, v))
-        cmd = cls(ctx, parse_args(cls, params, s))
-        if isinstance(cmd, AsyncCreateCommand):
-            model = queue.INSTANCE_MODELS.get(cls.instance_type or "")
-            cmd.created = s.get(model, job.instance_id) if model and job.instance_id else None
-        return cmd
+    def _progress_writer(self, job_id: int, job_session):  # noqa: ANN001, ANN202
+        if self.state.db.is_sqlite:
+            # The job's transaction holds SQLite's only write lock: a second transaction would
+            # wait for it (and time out). Write in the job's own transaction instead.
+            def write(value: int) -> None:
+                job_session.execute(update(AsyncJob).where(AsyncJob.id == job_id)
+                                    .values(job_process_status=value, last_updated=utcnow())
+                                    .execution_options(synchronize_session=False))
+            return write
+        return lambda value: self.set_progress(job_id, value)
 
     def set_progress(self, job_id: int, value: int) -> None:
-        """Progress is written in its own transaction; call it between batches, not inside one."""
+        """Progress in its own transaction, so pollers see it while the job runs (not on SQLite)."""
         with self.state.db.transaction() as s:
             s.execute(update(AsyncJob).where(AsyncJob.id == job_id)
                       .values(job_process_status=value, last_updated=utcnow()))
@@ -256,21 +265,37 @@ class JobWorker:
             user = s.get(User, job.user_id)
             if err.code in (530, 533, 534) and user.account.role_type != "Admin":
                 err = ApiError(GENERIC_INTERNAL_TEXT, code=err.code)
-            self._mark_failed(job, err, self.state.msid)
+            if not _complete(s, job_id, self.state.msid, JOB_FAILED, err.as_job_result(), code=err.code,
+                             complete_msid=self.state.msid):
+                log.warning("job %s was settled by another server while it ran here", job_id)
+                return
             if cls is not None and cls.event_type:
                 events.record(s, event_type=cls.event_type, description=f"Error while {cls.api_name}",
                               user=user, account=user.account, level=events.ERROR,
                               resource_id=job.instance_id, resource_type=cls.instance_type)
 
-    @staticmethod
-    def _mark_failed(job: AsyncJob, err: ApiError, msid: int | None) -> None:
-        now = utcnow()
-        job.job_status = JOB_FAILED
-        job.job_result_code = err.code
-        job.job_result = json.dumps(err.as_job_result(), separators=(",", ":"), ensure_ascii=False)
-        job.job_complete_msid = msid
-        job.job_executing_msid = None
-        job.last_updated = job.removed = now
+
+class _JobLost(Exception):
+    """The job stopped being this server's while it ran."""
+
+
+def _owned_by(job_id: int, owner: int | None):  # noqa: ANN202
+    """An UPDATE of a job still in progress and still held by ``owner``."""
+    stmt = update(AsyncJob).where(AsyncJob.id == job_id, AsyncJob.job_status == JOB_IN_PROGRESS)
+    if owner is None:
+        return stmt.where(AsyncJob.job_executing_msid.is_(None))
+    return stmt.where(AsyncJob.job_executing_msid == owner)
+
+
+def _complete(session, job_id: int, owner: int | None, status: int, result: dict, *, code: int,
+              complete_msid: int | None) -> bool:
+    """Settle a job iff it is still in progress and held by ``owner``; True if this call did."""
+    now = utcnow()
+    values = {"job_status": status, "job_result_code": code,
+              "job_result": json.dumps(result, separators=(",", ":"), ensure_ascii=False),
+              "job_complete_msid": complete_msid, "job_executing_msid": None, "last_updated": now, "removed": now}
+    return session.execute(_owned_by(job_id, owner).values(**values)
+                           .execution_options(synchronize_session=False)).rowcount == 1
 
 
 def wait_for(state: AppState, job_uuid: str, timeout: float = 30.0) -> AsyncJob:

@@ -4,14 +4,22 @@ Policy lives here; mechanism is python-pkcs11 calls only.
 
 * **One lock per loaded library.** python-pkcs11 initialises modules with ``C_Initialize(NULL)``,
   which turns SoftHSM2's own locking off, and releases the GIL during calls: unserialised
-  calls from several threads crash the process. Every call into a library holds its lock.
-* **Log in once per token.** The first session of a profile logs in and stays open (closing
-  the last session logs the token out); further sessions open without the PIN.
-* **Bounded sessions.** At most ``max_sessions`` sessions per profile; waiting for one gives
-  up after 5 s with upstream's text.
+  calls from several threads crash the process. Every call into a library holds its lock;
+  an operation takes it once, for checking a session out, using it and checking it back in.
+* **Log in once per token, with the right PIN.** Logins are per process and token: the first
+  connection logs in and keeps that login session open; further sessions open without the
+  PIN. A later profile on the same token shares the login only if its PIN is the one that
+  logged in (a second ``C_Login`` answers "already logged in" without looking at the PIN).
+  The last connection to leave logs the token out.
+* **Bounded sessions.** At most ``max_sessions`` sessions per profile are checked out; waiting
+  for one gives up after 5 s with upstream's text.
 * **Reconnect.** When the device disappears (session or object handles invalid, token not
   present, device errors), the library is re-initialised and the profile reconnects on the
-  next call: no server restart. A failed call is retried once after reconnecting.
+  next call: no server restart. A failed call is retried once after reconnecting. Handles
+  carry the library generation they were opened in and are never used (nor closed) after a
+  re-initialisation, which hands their numbers out afresh. A token the module does not list
+  (added or restored since ``C_Initialize``) triggers one re-initialisation before giving up,
+  and an empty object search is only trusted once the token answers ``C_GetTokenInfo``.
 * **Authenticated wrapping.** AES-GCM through ``C_Encrypt``/``C_Decrypt`` with the context
   as AAD (SoftHSM 2.6 wraps only with KW/KWP). Where GCM is missing, RFC 5649 key wrap
   (``C_WrapKey`` with ``CKM_AES_KEY_WRAP_PAD``) over the DEK followed by a digest of the
@@ -29,10 +37,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TypeVar
 
-from .base import (MECH_AES_GCM, MECH_AES_KWP, AuthenticationFailed, ConnectionFailed, InvalidProviderParameter,
-                   KekNotFound, KekOperationFailed, KeyAlreadyExists, KmsError, KmsProvider, ProfileConfig,
-                   ProfileOption, ProviderNotInitialized, TransientError, UnwrapError, WrapContext, check_key_bits,
-                   pack, unpack)
+from .base import (FORMAT_VERSION, HEADER, MAGIC, MECH_AES_GCM, MECH_AES_KWP, AuthenticationFailed, ConnectionFailed,
+                   InvalidProviderParameter, KekNotFound, KekOperationFailed, KeyAlreadyExists, KmsError, KmsProvider,
+                   ProfileConfig, ProfileOption, ProviderNotInitialized, TransientError, UnwrapError, WrapContext,
+                   check_key_bits, pack, unpack)
 from .context import ProviderContext
 
 log = logging.getLogger(__name__)
@@ -47,6 +55,7 @@ _DIGEST = 16
 KEK_TEMPLATE_FLAGS = {"SENSITIVE": True, "EXTRACTABLE": False, "TOKEN": True, "PRIVATE": True}
 
 _pkcs11: Any = None
+_GCM_HEADER = HEADER.pack(MAGIC, FORMAT_VERSION, MECH_AES_GCM)  # == pack(MECH_AES_GCM, b"")
 
 
 def _p11():  # imported lazily: python-pkcs11 is an install extra
@@ -237,6 +246,8 @@ class _Connection:
         forced = (self.profile.details.get("wrap_mechanism") or "").lower()
         if forced == "kwp":
             return MECH_AES_KWP
+        if forced == "gcm":
+            return MECH_AES_GCM
         p11 = _p11()
         key = handle.generate_key(p11.KeyType.AES, 256, store=False)
         try:
@@ -252,17 +263,27 @@ class _Connection:
         finally:
             key.destroy()
 
+    def check_token(self) -> None:
+        """Raise the module's error if the token is not usable right now.
+
+        A token that vanished (SoftHSM2: its directory is gone) answers object searches with
+        nothing rather than an error; an empty search result is only trusted after this.
+        """
+        self.token.slot.get_token()
+
     def open_session(self) -> _Session:
         return _Session(self.token.open(rw=True), self.generation)
 
-    def checkout(self, deadline: float) -> _Session:
+    def checkout(self, deadline: float | None = None) -> _Session:
         """A session of the current generation; waits (lock released) while all are in use."""
         while True:
-            if self.stale:
+            if self.generation != self.lib.generation:
                 self.close()
                 self.connect()
             if self.in_use < self.max_sessions:
                 break
+            if deadline is None:
+                deadline = time.monotonic() + SESSION_ACQUIRE_TIMEOUT_SEC
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise self.timeout()
@@ -271,21 +292,28 @@ class _Connection:
                 self.available.wait(remaining)
             finally:
                 self.waiting -= 1
-        session = None
-        while self.idle:
-            candidate = self.idle.pop()
-            if candidate.generation == self.generation:
-                session = candidate
-                break
-        if session is None:
-            session = self.open_session()
         self.in_use += 1
-        return session
+        idle = self.idle
+        while idle:
+            session = idle.pop()
+            if session.generation == self.generation:
+                return session
+        try:
+            return self.open_session()
+        except BaseException:
+            self.in_use -= 1
+            raise
 
     def checkin(self, session: _Session) -> None:
         self.in_use -= 1
         if session.generation == self.generation == self.lib.generation:
             self.idle.append(session)
+        elif session.generation == self.lib.generation:
+            # The connection was closed (invalidated) while this session was out: close it too.
+            try:
+                session.handle.close()
+            except Exception:  # noqa: BLE001 - best effort
+                pass
         if self.waiting:
             self.available.notify()
 
@@ -364,9 +392,6 @@ class Pkcs11Provider(KmsProvider):
 
     # -------------------------------------------------------------- plumbing
     def _connection(self, profile: ProfileConfig) -> _Connection:
-        conn = self._connections.get(profile.id)  # lock-free fast path (a dict read is atomic)
-        if conn is not None and conn.revision == profile.revision:
-            return conn
         with self._lock:
             conn = self._connections.get(profile.id)
             if conn is None or conn.revision != profile.revision:
@@ -398,15 +423,21 @@ class Pkcs11Provider(KmsProvider):
         no other thread can re-initialise the library between checking a session out and using
         it); reconnect and retry once if the token went away."""
         p11 = _p11()
-        conn = self._connection(profile)
+        conn = self._connections.get(profile.id)  # a dict read is atomic; _connection() locks
+        if conn is None or conn.revision != profile.revision:
+            conn = self._connection(profile)
         lib = conn.lib
+        lock = lib.lock
         for attempt in (1, 2):
-            deadline = time.monotonic() + SESSION_ACQUIRE_TIMEOUT_SEC
-            if not lib.lock.acquire(timeout=SESSION_ACQUIRE_TIMEOUT_SEC):
+            if not lock.acquire(True, SESSION_ACQUIRE_TIMEOUT_SEC):
                 raise conn.timeout()
             generation = lib.generation
             try:
-                session = conn.checkout(deadline)
+                if conn.generation == generation and conn.in_use < conn.max_sessions and conn.idle:
+                    session = conn.idle.pop()  # fast path: idle sessions of a live connection are current
+                    conn.in_use += 1
+                else:
+                    session = conn.checkout()
                 try:
                     return operation(conn, session)
                 finally:
@@ -429,21 +460,23 @@ class Pkcs11Provider(KmsProvider):
                     conn.close()
                     lib.reinitialize()
                 if attempt == 2:
-                    raise ConnectionFailed(f"HSM profile {profile.name} is unreachable ({type(exc).__name__})") from None
+                    raise ConnectionFailed(
+                        f"HSM profile {profile.name} is unreachable ({type(exc).__name__})") from None
             except p11.exceptions.PKCS11Error as exc:
                 raise KekOperationFailed(f"{type(exc).__name__}") from None
             finally:
-                lib.lock.release()
+                lock.release()
         raise ConnectionFailed(f"HSM profile {profile.name} is unreachable")  # pragma: no cover
 
     @staticmethod
-    def _find_kek(session: _Session, label: str) -> Any:
+    def _find_kek(conn: _Connection, session: _Session, label: str) -> Any:
         key = session.keys.get(label)
         if key is None:
             p11 = _p11()
             try:
                 key = session.handle.get_key(object_class=p11.ObjectClass.SECRET_KEY, label=label)
             except p11.exceptions.NoSuchKey:
+                conn.check_token()
                 raise KekNotFound(label) from None
             except p11.exceptions.MultipleObjectsReturned:
                 raise KekOperationFailed(f"more than one key labelled {label} in the HSM") from None
@@ -474,8 +507,11 @@ class Pkcs11Provider(KmsProvider):
         p11 = _p11()
 
         def op(conn: _Connection, session: _Session) -> None:
-            for obj in list(session.handle.get_objects({p11.Attribute.CLASS: p11.ObjectClass.SECRET_KEY,
-                                                        p11.Attribute.LABEL: label})):
+            found = list(session.handle.get_objects({p11.Attribute.CLASS: p11.ObjectClass.SECRET_KEY,
+                                                     p11.Attribute.LABEL: label}))
+            if not found:
+                conn.check_token()  # "nothing to delete" must not be a vanished token
+            for obj in found:
                 obj.destroy()
             for other in [*conn.idle, session]:
                 other.keys.pop(label, None)
@@ -485,7 +521,7 @@ class Pkcs11Provider(KmsProvider):
     def kek_available(self, profile: ProfileConfig, label: str) -> bool:
         def op(conn: _Connection, session: _Session) -> bool:
             try:
-                self._find_kek(session, label)
+                self._find_kek(conn, session, label)
                 return True
             except KekNotFound:
                 return False
@@ -497,7 +533,7 @@ class Pkcs11Provider(KmsProvider):
         p11 = _p11()
 
         def op(conn: _Connection, session: _Session) -> dict[str, Any]:
-            key = self._find_kek(session, label)
+            key = self._find_kek(conn, session, label)
             return {name: key[getattr(p11.Attribute, name)]
                     for name in ("SENSITIVE", "EXTRACTABLE", "TOKEN", "NEVER_EXTRACTABLE", "VALUE_LEN")}
 
@@ -506,15 +542,17 @@ class Pkcs11Provider(KmsProvider):
     def wrap(self, profile: ProfileConfig, label: str, plaintext: bytes, context: WrapContext) -> bytes:
         p11 = _p11()
         aad = context.aad()
+        plaintext = bytes(plaintext)  # no copy for bytes
 
         def op(conn: _Connection, session: _Session) -> bytes:
-            kek = self._find_kek(session, label)
+            kek = session.keys.get(label)
+            if kek is None:
+                kek = self._find_kek(conn, session, label)
             if conn.mechanism == MECH_AES_GCM:
                 nonce = os.urandom(_NONCE)
-                sealed = kek.encrypt(bytes(plaintext), mechanism=p11.Mechanism.AES_GCM,
-                                     mechanism_param=p11.GCMParams(nonce, aad, 128))
-                return pack(MECH_AES_GCM, nonce + sealed)
-            value = bytes(plaintext) + hashlib.sha256(aad).digest()[:_DIGEST]
+                return b"".join((_GCM_HEADER, nonce, kek.encrypt(plaintext, mechanism=p11.Mechanism.AES_GCM,
+                                                                   mechanism_param=p11.GCMParams(nonce, aad, 128))))
+            value = plaintext + hashlib.sha256(aad).digest()[:_DIGEST]
             obj = session.handle.create_object({
                 p11.Attribute.CLASS: p11.ObjectClass.SECRET_KEY, p11.Attribute.KEY_TYPE: p11.KeyType.GENERIC_SECRET,
                 p11.Attribute.VALUE: value, p11.Attribute.TOKEN: False, p11.Attribute.EXTRACTABLE: True,
@@ -532,7 +570,9 @@ class Pkcs11Provider(KmsProvider):
         aad = context.aad()
 
         def op(conn: _Connection, session: _Session) -> bytearray:
-            kek = self._find_kek(session, label)
+            kek = session.keys.get(label)
+            if kek is None:
+                kek = self._find_kek(conn, session, label)
             try:
                 if mechanism == MECH_AES_GCM:
                     if len(payload) < _NONCE + 16:

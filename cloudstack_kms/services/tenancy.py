@@ -24,7 +24,8 @@ register into these lists when their module is imported (normally from
     its users are marked removed (so the hook still sees them live). A hook either cleans up
     what the account owns (soft-deletes its keys, schedules its volumes) or refuses the whole
     delete by raising an :class:`~cloudstack_kms.api.errors.ApiError` (e.g.
-    ``ResourceInUse``); the error text reaches the caller as the job's ``errortext``.
+    ``ResourceInUse``); the error text reaches the caller as the job's ``errortext``
+    (prefer 431/536 errors: the job runner hides 530/533/534 texts from non-root callers).
 
 :data:`DOMAIN_DELETE_CHECKS`
     ``check(session, domain)`` runs for every domain a ``deleteDomain`` would remove (the
@@ -36,9 +37,10 @@ register into these lists when their module is imported (normally from
     are gone and before it is marked removed: the place to drop rows scoped to the domain
     (domain-dedicated profiles, settings). It may also raise to refuse.
 
-Hooks must not commit, must not open their own transactions, and must be idempotent with
-respect to rows already removed (a domain cleanup may reach an account whose own hook
-already ran in an earlier, rolled-back attempt).
+Hooks act only through the session they are given: they must not commit, open their own
+transactions or call outside systems they cannot undo, because a later hook may still refuse
+and roll the whole delete back. A refused delete may be retried, so a hook may see the same
+account or domain more than once.
 """
 from __future__ import annotations
 

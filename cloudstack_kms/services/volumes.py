@@ -12,19 +12,19 @@ Secrets live in memory only for the qemu call and are zeroed afterwards.
 """
 from __future__ import annotations
 
-import base64
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from ..api.errors import CloudRuntimeError, InvalidParameterValue, PermissionDenied
 from ..models import Account, DataCenter, Domain
 from ..models.base import utcnow
-from ..models.kms import HsmProfile, KekVersion, KmsKey, WrappedKey
+from ..models.kms import PURPOSE_VOLUME, HsmProfile, KekVersion, KmsKey, WrappedKey
 from ..models.volume import (ENCRYPT_LUKS, VOLUME_ALLOCATED, VOLUME_EXPUNGED, VOLUME_READY, DiskOffering, Passphrase,
                              StoragePool, Volume)
 from ..providers.base import zero
@@ -34,6 +34,7 @@ from . import settings
 from .kms import envelope
 from .kms.runtime import KmsRuntime
 
+log = logging.getLogger(__name__)
 GIB = 1024 ** 3
 PASSPHRASE_BYTES = 48
 MAX_DEK_BYTES = 32  # kms.dek.size.bits is at most 256
@@ -49,6 +50,8 @@ def check_kms_key(session: Session, key: KmsKey, owner: Account, zone: DataCente
                                     f"target resource is in zone {zone.uuid}")
     if not key.enabled:
         raise InvalidParameterValue(f"KMS key is not enabled and cannot be used for volume encryption: {key.uuid}")
+    if key.purpose != PURPOSE_VOLUME:
+        raise InvalidParameterValue(f"KMS key purpose must be volume encryption; key has purpose: {key.purpose}")
 
 
 def volume_size(offering: DiskOffering, size_gb: int | None) -> int:
@@ -83,12 +86,31 @@ def allocate(session: Session, *, owner: Account, zone: DataCenter, offering: Di
     return volume
 
 
+def _random(size: int) -> bytearray:
+    """Random bytes read straight into a buffer the caller can zero (``os.urandom`` returns an
+    immutable copy that would stay in memory until reused)."""
+    buffer = bytearray(size)
+    try:
+        source = open("/dev/urandom", "rb", buffering=0)  # noqa: SIM115
+    except OSError:  # not a Unix system
+        return bytearray(os.urandom(size))
+    with source:
+        view = memoryview(buffer)
+        while view:
+            view = view[source.readinto(view):]
+    return buffer
+
+
 def new_passphrase(session: Session, master_key: MasterKey) -> tuple[Passphrase, bytearray]:
-    secret = bytearray(base64.b64encode(os.urandom(PASSPHRASE_BYTES)))
+    raw = _random(PASSPHRASE_BYTES)
+    try:
+        secret = b64_buffer(raw)
+    finally:
+        zero(raw)
     row = Passphrase()
     session.add(row)
     session.flush()
-    row.passphrase = master_key.seal(bytes(secret), f"passphrase:{row.id}")
+    row.passphrase = master_key.seal(secret, f"passphrase:{row.id}")  # type: ignore[arg-type] - bytes-like
     return row, secret
 
 
@@ -97,10 +119,15 @@ def open_passphrase(master_key: MasterKey, row: Passphrase) -> bytearray:
 
 
 def provision(session: Session, runtime: KmsRuntime, master_key: MasterKey, volume: Volume) -> None:
-    """The job phase: make the volume's secret and, unless metadata-only, its LUKS image."""
+    """The job phase: make the volume's secret and, unless metadata-only, its LUKS image.
+
+    The image is made before the transaction commits; if it then rolls back (the job failed or
+    was lost), the image is removed again, so no image is ever left without its volume row.
+    """
     secret: bytearray | None = None
     dek: bytearray | None = None
     try:
+        images = settings.get_value(session, "storage.volume.images")
         if volume.kms_key_id is not None:
             key = session.get(KmsKey, volume.kms_key_id)
             if key is None or key.removed is not None:
@@ -109,21 +136,24 @@ def provision(session: Session, runtime: KmsRuntime, master_key: MasterKey, volu
             new = envelope.wrap_new_dek(session, runtime, master_key, key, bits)
             dek = new.plaintext
             volume.kms_wrapped_key_id = new.wrapped_key.id
-            secret = luks_secret(dek)
+            if images:
+                secret = luks_secret(dek)
         elif volume.encrypt_format:
             row, secret = new_passphrase(session, master_key)
             volume.passphrase_id = row.id
         zone = session.get(DataCenter, volume.data_center_id)
         pool = pools.pool_for_zone(session, zone)
         volume.pool_id = pool.id
-        if settings.get_value(session, "storage.volume.images"):
+        if images:
             path = pools.image_path(pool, volume.uuid)
             try:
                 qemu.create(str(path), volume.size, secret,
                             settings.get_value(session, "storage.luks.iter.time.ms"))
             except qemu.QemuError as exc:
                 _remove_image(path)
+                log.warning("creating the image of volume %s failed: %s", volume.uuid, exc.message)
                 raise CloudRuntimeError(f"Failed to create volume image: {exc.message}") from None
+            _when_transaction_ends(session, on_rollback=lambda: _remove_image(path))
             volume.path = path.name
         volume.state = VOLUME_READY
         volume.updated = utcnow()
@@ -160,7 +190,35 @@ def luks_secret(dek: bytearray) -> bytearray:
     """
     if len(dek) > MAX_DEK_BYTES:
         return bytearray(dek)
-    return bytearray(base64.b64encode(bytes(dek)))
+    return b64_buffer(dek)
+
+
+_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def b64_buffer(data: bytes | bytearray) -> bytearray:
+    """Standard Base64 (with padding) written into a new ``bytearray``.
+
+    ``base64.b64encode`` returns immutable ``bytes`` that cannot be zeroed; a secret's text is
+    built here directly in a buffer the caller zeroes.
+    """
+    out = bytearray(4 * ((len(data) + 2) // 3))
+    full = len(data) - len(data) % 3
+    j = 0
+    for i in range(0, full, 3):
+        out[j] = _B64_ALPHABET[data[i] >> 2]
+        out[j + 1] = _B64_ALPHABET[((data[i] & 3) << 4) | (data[i + 1] >> 4)]
+        out[j + 2] = _B64_ALPHABET[((data[i + 1] & 15) << 2) | (data[i + 2] >> 6)]
+        out[j + 3] = _B64_ALPHABET[data[i + 2] & 63]
+        j += 4
+    rest = len(data) - full
+    if rest:
+        second = data[full + 1] if rest == 2 else 0
+        out[j] = _B64_ALPHABET[data[full] >> 2]
+        out[j + 1] = _B64_ALPHABET[((data[full] & 3) << 4) | (second >> 4)]
+        out[j + 2] = _B64_ALPHABET[(second & 15) << 2] if rest == 2 else 0x3D
+        out[j + 3] = 0x3D
+    return out
 
 
 def image_file(session: Session, volume: Volume) -> Path | None:
@@ -199,10 +257,36 @@ def _remove_image(path: Path) -> None:
         path.unlink()
     except FileNotFoundError:
         pass
+    except OSError as exc:  # an orphan file is logged, never a reason to fail the transaction
+        log.warning("could not remove volume image %s: %s", path, exc.strerror)
+
+
+def _when_transaction_ends(session: Session, on_commit=None, on_rollback=None) -> None:  # noqa: ANN001
+    """Run a file-system action once the session's transaction has committed or rolled back."""
+    done = False
+
+    def committed(_session: Session) -> None:
+        nonlocal done
+        if not done:
+            done = True
+            if on_commit is not None:
+                on_commit()
+
+    def rolled_back(_session: Session) -> None:
+        nonlocal done
+        if not done:
+            done = True
+            if on_rollback is not None:
+                on_rollback()
+
+    event.listen(session, "after_commit", committed)
+    event.listen(session, "after_rollback", rolled_back)
 
 
 def delete(session: Session, volume: Volume) -> None:
-    """Expunge: the image, the volume's wrapped key (unless shared) and its passphrase go too."""
+    """Expunge: the image, the volume's wrapped key (unless shared) and its passphrase go too.
+
+    The image is removed once the transaction has committed: a rolled-back delete keeps it."""
     path = image_file(session, volume)
     if volume.kms_wrapped_key_id is not None:
         shared = session.scalar(select(func.count()).select_from(Volume).where(
@@ -221,7 +305,7 @@ def delete(session: Session, volume: Volume) -> None:
     volume.removed = utcnow()
     session.flush()
     if path is not None:
-        _remove_image(path)
+        _when_transaction_ends(session, on_commit=lambda: _remove_image(path))
 
 
 def volume_usage_check(session: Session, key: KmsKey) -> bool:

@@ -45,7 +45,9 @@ def secret_fd(secret: bytes | bytearray) -> Iterator[int]:
     """A pipe holding ``secret``; yields the read end for the child to inherit."""
     read_end, write_end = os.pipe()
     try:
-        os.write(write_end, bytes(secret))  # far below the pipe buffer size: never blocks
+        view = memoryview(secret)  # no immutable copy of the secret
+        while view:  # far below the pipe buffer size: never blocks
+            view = view[os.write(write_end, view):]
         os.close(write_end)
         write_end = -1
         yield read_end
@@ -75,15 +77,28 @@ def _image_opts(path: str, encrypted: bool) -> str:
     return opts + ",encrypt.key-secret=sec0" if encrypted else opts
 
 
+#: qemu's PBKDF2 benchmark (LUKS create) fails when the thread's CPU-time counter has not moved
+#: over one round, which happens on a busy host; the create is simply tried again.
+CPU_USAGE_ERROR = "Unable to get accurate CPU usage"
+CREATE_ATTEMPTS = 4
+
+
 def create(path: str, size_bytes: int, secret: bytes | bytearray | None, iter_time_ms: int = 2000) -> None:
     """A qcow2 image, LUKS-encrypted with ``secret`` when one is given."""
     if secret is None:
         result = _run([QEMU_IMG, "create", "-q", "-f", "qcow2", path, str(size_bytes)], None)
     else:
-        with secret_fd(secret) as fd:
-            result = _run([QEMU_IMG, "create", "-q", "-f", "qcow2", "--object", _secret_object(fd), "-o",
-                           f"encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time={int(iter_time_ms)}",
-                           path, str(size_bytes)], fd)
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            with secret_fd(secret) as fd:
+                result = _run([QEMU_IMG, "create", "-q", "-f", "qcow2", "--object", _secret_object(fd), "-o",
+                               f"encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time={int(iter_time_ms)}",
+                               path, str(size_bytes)], fd)
+            if result.returncode == 0 or CPU_USAGE_ERROR not in result.stderr or attempt == CREATE_ATTEMPTS:
+                break
+            try:
+                os.unlink(path)  # the half-made image of the failed attempt
+            except FileNotFoundError:
+                pass
     if result.returncode != 0:
         raise QemuError(result.stderr.strip() or "qemu-img create failed")
 

@@ -4,9 +4,6 @@ listHSMProfiles, updateHSMProfile, deleteHSMProfile.
 Requests go out as raw signed GET/POST requests in both CloudStack map forms and through the
 real ``cs`` client. Each test makes its own tenants, tokens and profiles (random names), so the
 tests share the server but no state; listings are compared on the names a test made itself.
-
-The module runs its own server: SoftHSM2 reads its token directory when a process first loads
-the library, so the tokens of this module are made before that server ever touches PKCS#11.
 """
 from __future__ import annotations
 
@@ -19,7 +16,6 @@ import pytest
 from cs import CloudStack, CloudStackApiException
 
 from tests.support.client import Client
-from tests.support.server import ServerProcess
 from tests.support.tenants import new_account, new_domain, unique
 
 DEFAULT_PROFILE = "HSM Database Provider"
@@ -62,61 +58,20 @@ def zone_id(client: Client) -> str:
     return client.ok("listZones")["zone"][0]["id"]
 
 
-def cs_client(api: "Api", **kwargs: Any) -> CloudStack:
-    return CloudStack(endpoint=api.server.url, key=api.keys["apikey"], secret=api.keys["secretkey"], timeout=60,
-                      **kwargs)
+def cs_client(server, keys: dict[str, str], **kwargs: Any) -> CloudStack:  # noqa: ANN001
+    return CloudStack(endpoint=server.url, key=keys["apikey"], secret=keys["secretkey"], timeout=60, **kwargs)
+
+
+def token(softhsm) -> tuple[str, dict[str, str]]:  # noqa: ANN001
+    """A new SoftHSM token and the profile details that reach it."""
+    label = unique("tok")
+    softhsm.init_token(label)
+    return label, softhsm.details(label)
 
 
 def events_of(admin: Client, event_type: str, text: str) -> list[dict]:
-    found = admin.ok("listEvents", type=event_type, listall="true", page=1, pagesize=500).get("event", [])
+    found = admin.ok("listEvents", type=event_type, listall="true", pagesize=-1).get("event", [])
     return [e for e in found if text in e["description"]]
-
-
-# ------------------------------------------------------------------ the module's server
-TOKENS = 12  # tokens this module uses, made before its server starts
-
-
-@dataclass
-class Api:
-    server: ServerProcess
-    keys: dict[str, str]
-    root: Client
-    softhsm: Any
-    tokens: list[str]
-
-    def token(self) -> tuple[str, dict[str, str]]:
-        """An unused SoftHSM token and the profile details that reach it."""
-        if self.softhsm is None:
-            pytest.skip("SoftHSM2 is not available")
-        assert self.tokens, f"raise TOKENS (now {TOKENS})"
-        label = self.tokens.pop()
-        return label, self.softhsm.details(label)
-
-
-@pytest.fixture(scope="module")
-def api(request, env_factory):
-    try:
-        softhsm = request.getfixturevalue("softhsm")
-    except pytest.skip.Exception:
-        softhsm = None
-    tokens = []
-    if softhsm is not None:
-        for _ in range(TOKENS):
-            tokens.append(unique("tok"))
-            softhsm.init_token(tokens[-1])
-    kms = env_factory("hsmprofiles")
-    proc = ServerProcess(kms).start()
-    keys = kms.admin_keys()
-    try:
-        yield Api(proc, keys, Client(proc.url, keys["apikey"], keys["secretkey"]), softhsm, tokens)
-    finally:
-        proc.stop()
-
-
-@pytest.fixture()
-def admin(api) -> Client:
-    """The root admin of this module's server."""
-    return api.root
 
 
 # ------------------------------------------------------------------ tenants
@@ -139,8 +94,8 @@ class Tree:
 
 
 @pytest.fixture(scope="module")
-def tree(api) -> Tree:
-    root = api.root
+def tree(server, admin_keys) -> Tree:
+    root = Client(server.url, admin_keys["apikey"], admin_keys["secretkey"])
     dom = new_domain(root)
     sub = new_domain(root, parent=dom["id"])
     other = new_domain(root)
@@ -154,10 +109,10 @@ def tree(api) -> Tree:
 
 # ------------------------------------------------------------------ create
 @pytest.mark.parametrize("command", ["createHSMProfile", "addHSMProfile"])
-def test_create_through_cs_client_with_a_dict(api, admin, command):
-    label, details = api.token()
+def test_create_through_cs_client_with_a_dict(server, admin_keys, softhsm, admin, command):
+    label, details = token(softhsm)
     name = unique("cs-prof")
-    cs = cs_client(api)
+    cs = cs_client(server, admin_keys)
     reply = getattr(cs, command)(name=name, vendorname="SoftHSM", details=details)
     profile = reply["hsmprofile"]
     assert UUID_RE.match(profile["id"])
@@ -175,10 +130,10 @@ def test_create_through_cs_client_with_a_dict(api, admin, command):
     assert cs.listHSMProfiles(id=profile["id"]) == {"count": 1, "hsmprofile": [profile]}
 
 
-def test_cs_client_key_value_list_and_post(api, admin):
+def test_cs_client_key_value_list_and_post(server, admin_keys, softhsm, admin):
     """cs sends a list of ``{"key": K, "value": V}`` dicts as the key/value form; POST puts it in the body."""
-    label, details = api.token()
-    cs = cs_client(api, method="post")
+    label, details = token(softhsm)
+    cs = cs_client(server, admin_keys, method="post")
     profile = cs.createHSMProfile(name=unique("cs-kv"),
                                   details=[{"key": k, "value": v} for k, v in details.items()])["hsmprofile"]
     assert profile["details"] == {"library": details["library"], "token_label": label, "pin": MASK}
@@ -190,8 +145,8 @@ def test_cs_client_key_value_list_and_post(api, admin):
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 @pytest.mark.parametrize("form", ["short", "keyvalue"])
-def test_create_with_raw_map_forms(admin, api, form, method):
-    label, details = api.token()
+def test_create_with_raw_map_forms(admin, softhsm, form, method):
+    label, details = token(softhsm)
     name = unique("raw")
     reply = admin.request("createHSMProfile", method=method, name=name, **map_params(details, form))
     assert reply.status == 200, reply.text
@@ -202,10 +157,10 @@ def test_create_with_raw_map_forms(admin, api, form, method):
     admin.run_async("deleteKMSKey", id=key["id"])
 
 
-def test_sensitive_details_are_a_fixed_mask(admin, api):
+def test_sensitive_details_are_a_fixed_mask(admin, softhsm):
     """Every sensitive name (pin, password, private_key, anything with 'secret') shows ``*****``:
     not the plaintext, not the stored ciphertext."""
-    label, details = api.token()
+    label, details = token(softhsm)
     secrets_sent = {"pin": details["pin"], "Password": "pw-" + uuid.uuid4().hex,
                     "private_key": "pk-" + uuid.uuid4().hex, "client_secret": "cs-" + uuid.uuid4().hex}
     sent = {**details, **secrets_sent, "max_sessions": "4"}
@@ -221,6 +176,25 @@ def test_sensitive_details_are_a_fixed_mask(admin, api):
         if secret != details["pin"]:  # the test PIN (1234) is too short to search for
             assert secret not in reply.text
             assert secret not in listing.text
+
+
+def test_a_group_mixing_both_map_forms_is_refused(admin):
+    """Read as named entries, the PIN would be stored and shown in clear under the name ``value``."""
+    name = unique("mixed")
+    err = admin.error("createHSMProfile", 431, name=name, protocol="database", **{
+        "details[0].key": "pin", "details[0].value": "PIN-in-clear", "details[0].note": "x"})
+    assert err["errortext"] == ("Invalid details: a details[i] group holds either key and value, or named entries, "
+                                "not both")
+    assert "PIN-in-clear" not in str(err)
+    assert admin.ok("listHSMProfiles", name=name) == {}
+
+
+def test_detail_names_differing_only_in_case_are_refused(admin):
+    name = unique("twice")
+    err = admin.error("createHSMProfile", 431, name=name, protocol="database",
+                      **map_params({"pin": "one", "PIN": "two"}, "keyvalue"))
+    assert err["errortext"] == "Duplicate detail name: PIN"
+    assert admin.ok("listHSMProfiles", name=name) == {}
 
 
 @pytest.mark.parametrize(("details", "text"), [
@@ -382,7 +356,7 @@ def test_list_visibility(tree, visibility, caller, listall, expected):
     client = tree.root if caller == "root" else getattr(tree, caller)
     ids = {p["id"]: kind for kind, p in visibility.items()}
     params = {"listall": "true"} if listall else {}
-    seen = {ids[p["id"]] for p in listed(client, page=1, pagesize=500, **params) if p["id"] in ids}
+    seen = {ids[p["id"]] for p in listed(client, pagesize=-1, **params) if p["id"] in ids}
     assert seen == expected
     # By id: the same answer, and ``{}`` (not an error) for what the caller may not see.
     for kind, profile in visibility.items():
@@ -395,7 +369,7 @@ def test_list_visibility(tree, visibility, caller, listall, expected):
 
 def test_default_profile_is_listed_for_everybody_with_listall(tree):
     for client in (tree.root, tree.dadmin, tree.user):
-        names = [p["name"] for p in listed(client, listall="true", page=1, pagesize=500)]
+        names = [p["name"] for p in listed(client, listall="true", pagesize=-1)]
         assert names.count(DEFAULT_PROFILE) == 1
 
 
@@ -403,7 +377,7 @@ def test_default_profile_is_listed_for_everybody_with_listall(tree):
 def test_limited_view_of_public_profiles(tree, visibility, caller):
     """Public profiles show no ``details`` to callers who are neither root nor the owner."""
     client = getattr(tree, caller)
-    seen = {p["id"]: p for p in listed(client, listall="true", page=1, pagesize=500)}
+    seen = {p["id"]: p for p in listed(client, listall="true", pagesize=-1)}
     public = seen[visibility["public"]["id"]]
     assert "details" not in public
     assert public["ispublic"] is True and public["name"] == visibility["public"]["name"]
@@ -437,6 +411,35 @@ def test_other_filters(admin):
     assert [p["id"] for p in listed(admin, keyword=name[5:])] == [profile["id"]]
 
 
+def kinds(visibility: dict[str, dict], profiles: list[dict]) -> set[str]:
+    by_id_ = {p["id"]: kind for kind, p in visibility.items()}
+    return {by_id_[p["id"]] for p in profiles if p["id"] in by_id_}
+
+
+def test_domain_admin_lists_an_account_of_its_subtree(tree, visibility):
+    """``account`` + ``domainid``: that account's view (its own and its domain's shared profiles)."""
+    for account, domain, expected in ((tree.user_account, tree.dom, {"user", "dom"}),
+                                      (tree.subuser_account, tree.sub, {"subuser", "sub"})):
+        for params in ({}, {"listall": "true"}):
+            found = listed(tree.dadmin, account=account["name"], domainid=domain["id"], pagesize=-1, **params)
+            assert kinds(visibility, found) == expected
+    err = tree.dadmin.error("listHSMProfiles", 531, account=tree.stranger_account["name"],
+                            domainid=tree.other["id"])
+    assert err["cserrorcode"] == 4365
+    err = tree.dadmin.error("listHSMProfiles", 431, account=tree.user_account["name"])
+    assert err["errortext"] == "Account name and domain id must be specified together"
+
+
+def test_user_may_name_itself_and_its_domain_but_nobody_else(tree, visibility):
+    own = listed(tree.user, account=tree.user_account["name"], domainid=tree.dom["id"], pagesize=-1)
+    assert kinds(visibility, own) == {"user", "dom"}
+    assert kinds(visibility, listed(tree.user, domainid=tree.dom["id"], pagesize=-1)) == {"user", "dom"}
+    assert kinds(visibility, listed(tree.user, domainid=tree.dom["id"], listall="true", pagesize=-1)) == {
+        "user", "dom"}  # the public profile lives in ROOT
+    err = tree.user.error("listHSMProfiles", 531, account=tree.subuser_account["name"], domainid=tree.sub["id"])
+    assert err["cserrorcode"] == 4365
+
+
 def test_non_root_cannot_list_another_domain(tree):
     err = tree.user.error("listHSMProfiles", 531, domainid=tree.other["id"])
     assert err["cserrorcode"] == 4365
@@ -467,8 +470,8 @@ def test_update_name_and_enabled(admin):
     assert {e["resourcetype"] for e in update_events} == {"HsmProfile"}
 
 
-def test_update_keeps_details_and_pkcs11_still_works(admin, api):
-    label, details = api.token()
+def test_update_keeps_details_and_pkcs11_still_works(admin, softhsm):
+    label, details = token(softhsm)
     profile = create_profile(admin, details=details)
     zone = zone_id(admin)
     first = admin.ok("createKMSKey", name=unique("key"), zoneid=zone, hsmprofileid=profile["id"])["kmskey"]
@@ -513,8 +516,8 @@ def test_own_database_profile_named_like_the_default_can_be_deleted(admin):
     assert admin.ok("listHSMProfiles", name=DEFAULT_PROFILE)["count"] == 1
 
 
-def test_delete_refused_while_a_key_uses_it(admin, api):
-    _, details = api.token()
+def test_delete_refused_while_a_key_uses_it(admin, softhsm):
+    _, details = token(softhsm)
     profile = create_profile(admin, details=details)
     zone = zone_id(admin)
     keys = [admin.ok("createKMSKey", name=unique("key"), zoneid=zone, hsmprofileid=profile["id"])["kmskey"]
@@ -551,9 +554,9 @@ def test_deleted_public_profile_is_gone_for_users_too(tree):
     assert by_id(tree.root, profile["id"]) == {}
 
 
-def test_cs_client_error_for_delete_of_default(api, admin):
+def test_cs_client_error_for_delete_of_default(server, admin_keys, admin):
     default = admin.ok("listHSMProfiles", name=DEFAULT_PROFILE)["hsmprofile"][0]
-    cs = cs_client(api)
+    cs = cs_client(server, admin_keys)
     with pytest.raises(CloudStackApiException) as info:
         cs.deleteHSMProfile(id=default["id"])
     assert info.value.error["errorcode"] == 431

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import pytest
+from sqlalchemy import select
 
+from cloudstack_kms.api.errors import CloudRuntimeError, ResourceInUse
+from cloudstack_kms.db import Database
+from cloudstack_kms.models import Account, Domain, User
+from cloudstack_kms.security.passwords import verify_password
+from cloudstack_kms.services import bootstrap, tenancy
 from tests.support.client import Client
 from tests.support.tenants import PASSWORD, new_account, new_domain, unique
 
@@ -421,6 +427,18 @@ def test_domain_admin_limited_to_subtree(tree):
     dadmin.error("deleteAccount", 531, id=admin_account["id"])
 
 
+def test_domain_admin_lists_stop_at_its_subtree_whatever_the_names(admin):
+    """'_' and '%' in a domain name are not wildcards: ``a_1`` does not reach its sibling ``ax1``."""
+    tag = unique("w").replace("-", "")
+    mine = new_domain(admin, name=f"{tag}_1")
+    other = new_domain(admin, name=f"{tag}x1")
+    _, dadmin = new_account(admin, accounttype=2, domainid=mine["id"])
+    stranger, _ = new_account(admin, domainid=other["id"])
+    assert stranger["name"] not in {u["username"] for u in dadmin.ok("listUsers", listall="true")["user"]}
+    assert stranger["id"] not in {a["id"] for a in dadmin.ok("listAccounts", listall="true")["account"]}
+    assert other["id"] not in {d["id"] for d in dadmin.ok("listDomains", listall="true")["domain"]}
+
+
 def _root_id(tree: Tree) -> str:
     return tree.root.ok("listDomains", name="ROOT")["domain"][0]["id"]
 
@@ -554,9 +572,6 @@ def test_tenancy_events_are_listed(admin):
 # ------------------------------------------------------------------ service hooks, on a real database
 @pytest.fixture(scope="module")
 def db(database_factory):
-    from cloudstack_kms.db import Database
-    from cloudstack_kms.services import bootstrap
-
     database = Database(database_factory("tenancy"))
     database.create_schema()
     with database.transaction() as session:
@@ -566,9 +581,6 @@ def db(database_factory):
 
 
 def _make_account(db, domain_id: int = 1) -> int:
-    from cloudstack_kms.models import Account, Domain
-    from cloudstack_kms.services import tenancy
-
     with db.transaction() as s:
         name = unique("svc")
         account, _ = tenancy.create_account(s, caller=s.get(Account, 2), domain=s.get(Domain, domain_id),
@@ -578,10 +590,6 @@ def _make_account(db, domain_id: int = 1) -> int:
 
 
 def test_password_is_stored_hashed(db):
-    from cloudstack_kms.models import User
-    from cloudstack_kms.security.passwords import verify_password
-    from sqlalchemy import select
-
     account_id = _make_account(db)
     with db.transaction() as s:
         user = s.scalars(select(User).where(User.account_id == account_id)).one()
@@ -590,11 +598,6 @@ def test_password_is_stored_hashed(db):
 
 
 def test_account_delete_hook_refuses_and_rolls_back(db, monkeypatch):
-    from cloudstack_kms.api.errors import ResourceInUse
-    from cloudstack_kms.models import Account, User
-    from cloudstack_kms.services import tenancy
-    from sqlalchemy import select
-
     account_id = _make_account(db)
     seen: list[tuple[int, bool]] = []
 
@@ -605,9 +608,8 @@ def test_account_delete_hook_refuses_and_rolls_back(db, monkeypatch):
         raise ResourceInUse(f"Account {account.account_name} still has KMS keys")
 
     monkeypatch.setattr(tenancy, "ACCOUNT_DELETE_HOOKS", [cleaner, refuser])
-    with pytest.raises(ResourceInUse, match="still has KMS keys"):
-        with db.transaction() as s:
-            tenancy.delete_account(s, s.get(Account, account_id))
+    with pytest.raises(ResourceInUse, match="still has KMS keys"), db.transaction() as s:
+        tenancy.delete_account(s, s.get(Account, account_id))
     with db.transaction() as s:
         assert s.get(Account, account_id).removed is None
         assert s.scalars(select(User).where(User.account_id == account_id)).one().removed is None
@@ -623,10 +625,6 @@ def test_account_delete_hook_refuses_and_rolls_back(db, monkeypatch):
 
 
 def test_domain_cleanup_runs_hooks_and_checks(db, monkeypatch):
-    from cloudstack_kms.api.errors import CloudRuntimeError, ResourceInUse
-    from cloudstack_kms.models import Account, Domain
-    from cloudstack_kms.services import tenancy
-
     with db.transaction() as s:
         admin = s.get(Account, 2)
         top = tenancy.create_domain(s, name=unique("top"), parent=s.get(Domain, 1), owner=admin)
@@ -645,17 +643,16 @@ def test_domain_cleanup_runs_hooks_and_checks(db, monkeypatch):
     monkeypatch.setattr(tenancy, "ACCOUNT_DELETE_HOOKS", [lambda s, a: hooked_accounts.append(a.id)])
     monkeypatch.setattr(tenancy, "DOMAIN_DELETE_HOOKS", [lambda s, d: hooked_domains.append(d.id)])
     monkeypatch.setattr(tenancy, "DOMAIN_DELETE_CHECKS", [refuse_leaf])
-    with pytest.raises(ResourceInUse):
-        with db.transaction() as s:
-            tenancy.delete_domain(s, s.get(Domain, top_id), cleanup=True)
+    with pytest.raises(ResourceInUse), db.transaction() as s:
+        tenancy.delete_domain(s, s.get(Domain, top_id), cleanup=True)
     assert hooked_accounts == [] and hooked_domains == []  # checks run before any change
     with db.transaction() as s:
         assert s.get(Domain, leaf_id).removed is None
 
     monkeypatch.setattr(tenancy, "DOMAIN_DELETE_CHECKS", [lambda s, d: checked.append(d.id)])
-    with pytest.raises(CloudRuntimeError, match="Please make sure all users and sub domains"):
-        with db.transaction() as s:
-            tenancy.delete_domain(s, s.get(Domain, top_id), cleanup=False)
+    with pytest.raises(CloudRuntimeError, match="Please make sure all users and sub domains"), \
+            db.transaction() as s:
+        tenancy.delete_domain(s, s.get(Domain, top_id), cleanup=False)
     with db.transaction() as s:
         tenancy.delete_domain(s, s.get(Domain, top_id), cleanup=True)
     assert set(hooked_accounts) == accounts

@@ -1,12 +1,14 @@
 """A cluster-wide named lock that dies with its holder.
 
 MySQL/MariaDB: ``GET_LOCK`` on a dedicated connection — the server releases it when that
-connection (or the process holding it) goes away. SQLite, which serves one host: an
+connection (or the process holding it) goes away. The lock name includes the database name,
+since named locks are server-wide. SQLite, which serves one host: an
 ``flock`` on a file beside the database, released by the kernel when the process exits.
 """
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import threading
 import time
@@ -29,12 +31,26 @@ def cluster_lock(db: Database, name: str, wait_sec: float = 5.0) -> Iterator[boo
             yield held
         return
     with db.engine.connect() as conn:
-        got = conn.execute(text("SELECT GET_LOCK(:n, :w)"), {"n": name, "w": int(wait_sec)}).scalar()
+        lock = server_lock_name(conn.execute(text("SELECT DATABASE()")).scalar() or "", name)
+        got = conn.execute(text("SELECT GET_LOCK(:n, :w)"), {"n": lock, "w": int(wait_sec)}).scalar()
         try:
             yield got == 1
         finally:
             if got == 1:
-                conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": name})
+                conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": lock})
+
+
+def server_lock_name(database: str, name: str) -> str:
+    """The ``GET_LOCK`` name of ``name`` for one database.
+
+    MySQL/MariaDB named locks belong to the server, not to a database: two deployments (or test
+    databases) on one server must not share a lock. Names longer than MySQL's 64 characters are
+    shortened with a digest.
+    """
+    full = f"{database}:{name}"
+    if len(full) <= 64:
+        return full
+    return f"{full[:23]}~{hashlib.sha256(full.encode()).hexdigest()[:40]}"
 
 
 @contextmanager

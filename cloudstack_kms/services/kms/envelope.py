@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from ...api.errors import CloudRuntimeError, InvalidParameterValue
 from ...models.base import new_uuid
 from ...models.kms import ARCHIVED, HsmProfile, KekVersion, KmsKey, WrappedKey
-from ...providers.base import KmsError, WrapContext
+from ...providers.base import KekNotFound, KmsError, WrapContext
 from ...security.masterkey import MasterKey
 from . import profiles
 from .keys import active_version
@@ -66,12 +66,43 @@ def wrap_new_dek(session: Session, runtime: KmsRuntime, master_key: MasterKey, k
 
 
 def unwrap(session: Session, runtime: KmsRuntime, master_key: MasterKey, wrapped: WrappedKey) -> bytearray:
-    """The DEK of a wrapped key, using the KEK version recorded on it."""
+    """The DEK of a wrapped key, using the KEK version recorded on it.
+
+    If that version's KEK is gone (the version was Archived, or the provider no longer has the
+    KEK) the row is read again once: the rewrap worker may have moved it to a newer version and
+    archived the old one after this transaction first read it. The blob is then opened with the
+    version now recorded on the row, never with a guessed one.
+    """
+    try:
+        return _unwrap_recorded(session, runtime, master_key, wrapped)
+    except _KekGone as gone:
+        recorded = wrapped.kek_version_id
+        session.refresh(wrapped)
+        if wrapped.kek_version_id == recorded:
+            raise gone.error from None
+        try:
+            return _unwrap_recorded(session, runtime, master_key, wrapped)
+        except _KekGone as again:
+            raise again.error from None
+
+
+class _KekGone(Exception):
+    """The recorded version cannot be used any more (Archived, or its KEK is missing)."""
+
+    def __init__(self, error: CloudRuntimeError) -> None:
+        super().__init__(error.text)
+        self.error = error
+
+
+def _unwrap_recorded(session: Session, runtime: KmsRuntime, master_key: MasterKey, wrapped: WrappedKey) -> bytearray:
     key = session.get(KmsKey, wrapped.kms_key_id)
     version = session.get(KekVersion, wrapped.kek_version_id)
     if key is None or version is None or version.status == ARCHIVED:
-        raise CloudRuntimeError(f"Wrap/unwrap operation failed: Failed to unwrap key: no available KEK version for "
-                                f"wrapped key {wrapped.uuid}")
+        error = CloudRuntimeError(f"Wrap/unwrap operation failed: Failed to unwrap key: no available KEK version "
+                                  f"for wrapped key {wrapped.uuid}")
+        if key is not None and version is not None:
+            raise _KekGone(error)
+        raise error
     profile = _profile(session, version, wrapped.uuid)
     config = profiles.load_config(session, master_key, profile)
     provider = runtime.provider(profile.protocol)
@@ -79,5 +110,7 @@ def unwrap(session: Session, runtime: KmsRuntime, master_key: MasterKey, wrapped
     try:
         return runtime.call(session, "unwrap",
                             lambda: provider.unwrap(config, version.kek_label, bytes(wrapped.wrapped_blob), context))
+    except KekNotFound as exc:
+        raise _KekGone(CloudRuntimeError(f"Failed to unwrap key {wrapped.uuid}: {exc.message}")) from None
     except KmsError as exc:
         raise CloudRuntimeError(f"Failed to unwrap key {wrapped.uuid}: {exc.message}") from None

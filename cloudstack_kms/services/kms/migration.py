@@ -65,7 +65,8 @@ def candidates_by_scope(session: Session, key: KmsKey, *, zone_id: int | None, d
     if account is not None:
         stmt = stmt.where(Volume.account_id == account.id)
     elif domain is not None:
-        stmt = stmt.where(Volume.domain_id.in_(select(Domain.id).where(Domain.path.startswith(domain.path, autoescape=True))))
+        stmt = stmt.where(Volume.domain_id.in_(select(Domain.id).where(
+            Domain.path.startswith(domain.path, autoescape=True))))
     ids = []
     for volume_id, uuid, account_id in session.execute(stmt.order_by(Volume.id)):
         if account_id != key.account_id:
@@ -85,8 +86,9 @@ def check_volume_ids(session: Session, key: KmsKey, volumes: list[Volume]) -> li
 
 
 def migrate_batch(db: Database, runtime: KmsRuntime, master_key: MasterKey, key_id: int, volume_ids: list[int],
-                  report: MigrationReport, user_id: int) -> None:
-    """Migrate one batch in one transaction: all of it commits, or (crash, database error) none.
+                  report: MigrationReport, user_id: int, session: Session | None = None) -> None:
+    """Migrate one batch in one transaction (``session``'s, or a new one committed at the end):
+    all of the batch commits, or (crash, database error) none of it.
 
     The volume rows are locked first, so two migrations of the same volumes cannot both wrap
     them; the key's Active version is held with a shared lock until commit, so a rotation cannot
@@ -97,81 +99,89 @@ def migrate_batch(db: Database, runtime: KmsRuntime, master_key: MasterKey, key_
     """
     if not volume_ids:
         return
-    with db.transaction() as session:
-        key = session.get(KmsKey, key_id)
-        if key is None or key.removed is not None or not key.enabled:
-            raise InvalidParameterValue(f"KMS key is not enabled: {key.uuid if key else key_id}")
-        volumes = session.execute(select(Volume.id, Volume.uuid, Volume.passphrase_id, Volume.data_center_id)
-                                  .where(Volume.id.in_(volume_ids), Volume.removed.is_(None),
-                                         Volume.passphrase_id.is_not(None), Volume.kms_key_id.is_(None))
-                                  .order_by(Volume.id).with_for_update()).all()
-        report.already += len(set(volume_ids)) - len(volumes)
-        if not volumes:
-            return
-        version = active_version(session, key, lock=True)
-        profile = session.get(HsmProfile, version.hsm_profile_id)
-        if profile is None or profile.removed is not None or not profile.enabled:
-            raise CloudRuntimeError(f"Failed to migrate volumes to KMS: HSM profile of KMS key {key.uuid} is not "
-                                    "enabled")
-        config = profiles.load_config(session, master_key, profile)
-        provider = runtime.provider(profile.protocol)
-        policy = runtime.policy(session)
-        phrases = dict(session.execute(select(Passphrase.id, Passphrase.passphrase).where(
-            Passphrase.id.in_([v.passphrase_id for v in volumes]))).all())
+    if session is None:
+        with db.transaction() as own:
+            _migrate_batch(own, runtime, master_key, key_id, volume_ids, report, user_id)
+    else:
+        _migrate_batch(session, runtime, master_key, key_id, volume_ids, report, user_id)
 
-        def wrap(chunk: list) -> tuple[list[tuple[Any, str, bytes]], list[dict]]:
-            done, failed = [], []
-            for volume in chunk:
-                secret = None
-                try:
-                    secret = open_passphrase(master_key, Passphrase(id=volume.passphrase_id,
-                                                                    passphrase=phrases.get(volume.passphrase_id)))
-                    wrapped_uuid = new_uuid()
-                    blob = provider.wrap(config, version.kek_label, bytes(secret),
-                                         envelope.context_for(key, wrapped_uuid))
-                    done.append((volume, wrapped_uuid, blob))
-                except MasterKeyError:  # this volume only; a provider error stops the chunk (below)
-                    failed.append({"volumeid": volume.uuid, "reason": "the volume's passphrase cannot be opened"})
-                finally:
-                    zero(secret)
-            return done, failed
 
-        wrapped: list[tuple[Any, str, bytes]] = []
-        for start in range(0, len(volumes), CRYPTO_CHUNK):
-            chunk = volumes[start:start + CRYPTO_CHUNK]
+def _migrate_batch(session: Session, runtime: KmsRuntime, master_key: MasterKey, key_id: int, volume_ids: list[int],
+                   report: MigrationReport, user_id: int) -> None:
+    key = session.get(KmsKey, key_id)
+    if key is None or key.removed is not None or not key.enabled:
+        raise InvalidParameterValue(f"KMS key is not enabled: {key.uuid if key else key_id}")
+    volumes = session.execute(select(Volume.id, Volume.uuid, Volume.passphrase_id, Volume.data_center_id)
+                              .where(Volume.id.in_(volume_ids), Volume.removed.is_(None),
+                                     Volume.passphrase_id.is_not(None), Volume.kms_key_id.is_(None))
+                              .order_by(Volume.id).with_for_update()).all()
+    report.already += len(set(volume_ids)) - len(volumes)
+    if not volumes:
+        return
+    version = active_version(session, key, lock=True)
+    profile = session.get(HsmProfile, version.hsm_profile_id)
+    if profile is None or profile.removed is not None or not profile.enabled:
+        raise CloudRuntimeError(f"Failed to migrate volumes to KMS: HSM profile of KMS key {key.uuid} is not "
+                                "enabled")
+    config = profiles.load_config(session, master_key, profile)
+    provider = runtime.provider(profile.protocol)
+    policy = runtime.policy(session)
+    phrases = dict(session.execute(select(Passphrase.id, Passphrase.passphrase).where(
+        Passphrase.id.in_([v.passphrase_id for v in volumes]))).all())
+
+    def wrap(chunk: list) -> tuple[list[tuple[Any, str, bytes]], list[dict]]:
+        done, failed = [], []
+        for volume in chunk:
+            secret = None
             try:
-                done, failed = retry.call(policy, "wrap", lambda chunk=chunk: wrap(chunk))
-            except KmsError as exc:  # the provider is failing: report the rest of the batch, write what is done
-                report.failures.extend({"volumeid": v.uuid, "reason": f"Failed to wrap key: {exc.message}"}
-                                       for v in volumes[start:])
-                break
-            wrapped.extend(done)
-            report.failures.extend(failed)
-        if not wrapped:
-            return
-        now = utcnow()
-        session.execute(insert(WrappedKey.__table__), [
-            {"uuid": wrapped_uuid, "kms_key_id": key.id, "kek_version_id": version.id,
-             "zone_id": volume.data_center_id, "wrapped_blob": blob, "created": now}
-            for volume, wrapped_uuid, blob in wrapped])
-        ids = dict(session.execute(select(WrappedKey.uuid, WrappedKey.id).where(
-            WrappedKey.uuid.in_([wrapped_uuid for _, wrapped_uuid, _ in wrapped]))).all())
-        pairs = [(volume.id, ids[wrapped_uuid]) for volume, wrapped_uuid, _ in wrapped]
-        moved = sum(_point_volumes(session, key.id, pairs[i:i + WRITE_CHUNK])
-                    for i in range(0, len(pairs), WRITE_CHUNK))
-        if moved != len(pairs):  # the rows are locked: nothing else can have changed them
-            raise CloudRuntimeError(f"Failed to migrate volumes to KMS: {len(pairs) - moved} volume(s) changed "
-                                    "during the migration")
-        passphrase_ids = [volume.passphrase_id for volume, _, _ in wrapped]
-        for i in range(0, len(passphrase_ids), WRITE_CHUNK):
-            session.execute(delete(Passphrase).where(Passphrase.id.in_(passphrase_ids[i:i + WRITE_CHUNK]))
-                            .execution_options(synchronize_session=False))
-        report.migrated += len(wrapped)
-        owner = session.get(Account, key.account_id)
-        events.record(session, event_type="VOLUME.MIGRATE.TO.KMS", user=session.get(User, user_id),
-                      account=owner, description=f"Migrated volume encryption keys to KMS key {key.uuid} "
-                      f"(v{version.version_number}): {len(wrapped)} in this batch, {report.migrated} so far",
-                      resource_id=key.id, resource_type="KmsKey", parameters=f"count={len(wrapped)}")
+                secret = open_passphrase(master_key, Passphrase(id=volume.passphrase_id,
+                                                                passphrase=phrases.get(volume.passphrase_id)))
+                wrapped_uuid = new_uuid()
+                blob = provider.wrap(config, version.kek_label, bytes(secret),
+                                     envelope.context_for(key, wrapped_uuid))
+                done.append((volume, wrapped_uuid, blob))
+            except MasterKeyError:  # this volume only; a provider error stops the chunk (below)
+                failed.append({"volumeid": volume.uuid, "reason": "the volume's passphrase cannot be opened"})
+            finally:
+                zero(secret)
+        return done, failed
+
+    wrapped: list[tuple[Any, str, bytes]] = []
+    for start in range(0, len(volumes), CRYPTO_CHUNK):
+        chunk = volumes[start:start + CRYPTO_CHUNK]
+        try:
+            done, failed = retry.call(policy, "wrap", lambda chunk=chunk: wrap(chunk))
+        except KmsError as exc:  # the provider is failing: report the rest of the batch, write what is done
+            report.failures.extend({"volumeid": v.uuid, "reason": f"Failed to wrap key: {exc.message}"}
+                                   for v in volumes[start:])
+            break
+        wrapped.extend(done)
+        report.failures.extend(failed)
+    if not wrapped:
+        return
+    now = utcnow()
+    session.execute(insert(WrappedKey.__table__), [
+        {"uuid": wrapped_uuid, "kms_key_id": key.id, "kek_version_id": version.id,
+         "zone_id": volume.data_center_id, "wrapped_blob": blob, "created": now}
+        for volume, wrapped_uuid, blob in wrapped])
+    ids = dict(session.execute(select(WrappedKey.uuid, WrappedKey.id).where(
+        WrappedKey.uuid.in_([wrapped_uuid for _, wrapped_uuid, _ in wrapped]))).all())
+    pairs = [(volume.id, ids[wrapped_uuid]) for volume, wrapped_uuid, _ in wrapped]
+    moved = sum(_point_volumes(session, key.id, pairs[i:i + WRITE_CHUNK])
+                for i in range(0, len(pairs), WRITE_CHUNK))
+    if moved != len(pairs):  # the rows are locked: nothing else can have changed them
+        raise CloudRuntimeError(f"Failed to migrate volumes to KMS: {len(pairs) - moved} volume(s) changed "
+                                "during the migration")
+    passphrase_ids = [volume.passphrase_id for volume, _, _ in wrapped]
+    for i in range(0, len(passphrase_ids), WRITE_CHUNK):
+        session.execute(delete(Passphrase).where(Passphrase.id.in_(passphrase_ids[i:i + WRITE_CHUNK]))
+                        .execution_options(synchronize_session=False))
+    report.migrated += len(wrapped)
+    owner = session.get(Account, key.account_id)
+    events.record(session, event_type="VOLUME.MIGRATE.TO.KMS", user=session.get(User, user_id),
+                  account=owner, description=f"Migrated volume encryption keys to KMS key {key.uuid} "
+                  f"(v{version.version_number}): {len(wrapped)} in this batch, {report.migrated} so far",
+                  resource_id=key.id, resource_type="KmsKey", parameters=f"count={len(wrapped)}")
 
 
 def _point_volumes(session: Session, key_id: int, pairs: list[tuple[int, int]]) -> int:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from ...api.errors import InvalidParameterValue
 from ...models import Account, User
 from ...models.kms import ACTIVE, PREVIOUS, HsmProfile, KekVersion, KmsKey
-from ...providers.base import KmsError
+from ...providers.base import KeyAlreadyExists, KmsError
 from ...security.masterkey import MasterKey
 from .. import events
 from . import profiles
@@ -45,7 +45,11 @@ def rotate(session: Session, runtime: KmsRuntime, master_key: MasterKey, key: Km
     provider = runtime.provider(profile.protocol)
     label = kek_label(key, number)
     try:
-        label = runtime.call(session, "create KEK", lambda: provider.create_kek(config, label, bits))
+        try:
+            label = runtime.call(session, "create KEK", lambda: provider.create_kek(config, label, bits))
+        except KeyAlreadyExists:
+            _remove_orphan(session, runtime, provider, config, label)
+            label = runtime.call(session, "create KEK", lambda: provider.create_kek(config, label, bits))
     except KmsError as exc:
         raise provider_failure("Failed to rotate KMS key: ", exc) from None
     try:
@@ -69,3 +73,13 @@ def rotate(session: Session, runtime: KmsRuntime, master_key: MasterKey, key: Km
                   description=f"Rotated KMS key: {key.name} (uuid: {key.uuid}) from version {old.version_number} "
                               f"to {number}", resource_id=key.id, resource_type="KmsKey")
     return version
+
+
+def _remove_orphan(session: Session, runtime: KmsRuntime, provider, config, label: str) -> None:  # noqa: ANN001
+    """A KEK already holds the new version's label: left by a rotation that created it and then
+    never committed (a crash, a failed transaction). Version numbers are never reused and the
+    key row is locked, so no version row can refer to it — unless one does, which is refused."""
+    if session.scalar(select(KekVersion.id).where(KekVersion.kek_label == label).limit(1)) is not None:
+        raise KeyAlreadyExists(f"KEK {label} already exists and is in use")
+    log.warning("removing KEK %s left by an interrupted rotation", label)
+    runtime.call(session, "delete KEK", lambda: provider.delete_kek(config, label))

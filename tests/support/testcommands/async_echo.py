@@ -2,6 +2,7 @@
 
 * ``message`` is echoed back in the job result;
 * ``sleepms`` keeps the job running that long (so a server can be killed under it);
+* ``progress`` is reported as the job's progress before it ends;
 * ``fail=true`` makes it raise a CloudRuntimeError (530);
 * ``details`` (a map) is echoed back; ``secret`` (sensitive) only as its length;
 * ``token`` is written to an event each time the command really executes, so a test
@@ -42,6 +43,7 @@ class TestAsyncEcho(AsyncCommand):
         fail = p.boolean("fail the job with a CloudRuntimeException")
         token = p.string("recorded in an event each time the command executes")
         details = p.map_("free key/value pairs, echoed back")
+        progress = p.integer("a progress value (jobprocstatus) to report before finishing")
         secret = p.string("a sensitive value: sealed in the job row, never logged", sensitive=True)
 
     def instance(self):
@@ -51,6 +53,8 @@ class TestAsyncEcho(AsyncCommand):
         sleep_ms = self.arg("sleepms", 0)
         if sleep_ms > 0:
             time.sleep(sleep_ms / 1000.0)
+        if self.arg("progress") is not None:
+            self.ctx.report_progress(self.args["progress"])
         if self.arg("fail"):
             raise CloudRuntimeError(f"testAsyncEcho failed as asked: {self.arg('message', '')}")
         if self.arg("token"):

@@ -1,0 +1,279 @@
+"""Rewrap throughput after a rotation: 100,000 wrapped keys moved to the new KEK version.
+
+    python bench/rewrap.py --db-url mysql+mysqldb://root@127.0.0.1:3306 [--keys N] [--batch B]
+                           [--providers database,pkcs11] [--target-sec S] [--keep]
+
+For each provider: a fresh database (created under ``--db-url`` and dropped afterwards; a
+SQLite file when no URL is given), ``db init``, a KMS key (the seeded ``database`` profile, or
+a public pkcs11 profile on a temporary SoftHSM2 token), ``--keys`` wrapped keys on KEK
+version 1 (wrapped by the provider and bulk-inserted: set-up, not measured), a rotation to
+version 2 in the same profile, ``kms.rewrap.batch.size`` = ``--batch``, and then the drain:
+``Rewrapper.run_once()`` — the code the server's background worker runs, cluster lock
+included — called in a loop in this process until version 1 is Archived and its KEK deleted.
+
+Printed per provider: the drain time and keys/s; the raw rate of the same work without the
+database (provider unwrap with one KEK + wrap with another, single thread, through the same
+provider and token, measured in short slices between the worker's runs so that it sees the
+same machine load) and the ratio drain/raw (above 100 % is possible: the worker overlaps the
+crypto of one chunk with the database write of the previous one); then checks (no key left
+on version 1, version 1 Archived with its KEK gone, the KMS.KEY.WRAP events count every key
+once, a sample of keys unwraps to the DEKs they were made with) and PASS or FAIL against the
+target (default: all keys within 60 s). Exit status 1 if a check or the target fails.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _kmsbench as kb  # noqa: E402
+
+RAW_SAMPLE = 10_000
+CHECK_SAMPLE = 1_000
+
+
+def insert_wrapped_keys(world: kb.World, key_id: int, count: int, keep: int) -> dict[str, bytes]:
+    """``count`` wrapped keys on the key's Active version; returns {uuid: DEK} for ``keep`` of them."""
+    from sqlalchemy import insert, select
+
+    from cloudstack_kms.models.base import utcnow
+    from cloudstack_kms.models.kms import ACTIVE, HsmProfile, KekVersion, KmsKey, WrappedKey
+    from cloudstack_kms.providers.base import WrapContext
+    from cloudstack_kms.services.kms import profiles
+
+    with world.db.transaction() as s:
+        key = s.get(KmsKey, key_id)
+        version = s.scalars(select(KekVersion).where(KekVersion.kms_key_id == key_id,
+                                                     KekVersion.status == ACTIVE)).one()
+        profile = s.get(HsmProfile, version.hsm_profile_id)
+        config = profiles.load_config(s, world.master_key, profile)
+        key_uuid, zone_id, label, version_id = key.uuid, key.zone_id, version.kek_label, version.id
+    provider = world.runtime.provider(config.protocol)
+    kept: dict[str, bytes] = {}
+    table = WrappedKey.__table__
+    chunk = 5_000
+    for start in range(0, count, chunk):
+        rows = []
+        now = utcnow()
+        for _ in range(min(chunk, count - start)):
+            wid = str(uuid.uuid4())
+            dek = os.urandom(32)
+            blob = provider.wrap(config, label, dek, WrapContext(wrapped_key_uuid=wid, kms_key_uuid=key_uuid))
+            rows.append({"uuid": wid, "kms_key_id": key_id, "kek_version_id": version_id, "zone_id": zone_id,
+                         "wrapped_blob": blob, "created": now})
+            if len(kept) < keep and random.random() < 4 * keep / count:
+                kept[wid] = dek
+        with world.db.transaction() as s:
+            s.execute(insert(table), rows)
+    return kept
+
+
+class RawMeter:
+    """The same work without the database: provider unwrap with one KEK + wrap with another.
+
+    Two KEKs made for this in the same profile (so the same provider, token and mechanism).
+    Measured in short slices between the worker's runs, so that both see the same load of the
+    machine at the same time (on a shared machine the load drifts over seconds).
+    """
+
+    def __init__(self, world: kb.World, profile_id: int, key_uuid: str, sample: int = 250) -> None:
+        from cloudstack_kms.models.kms import HsmProfile
+        from cloudstack_kms.providers.base import WrapContext
+        from cloudstack_kms.services.kms import profiles
+
+        with world.db.transaction() as s:
+            self.config = profiles.load_config(s, world.master_key, s.get(HsmProfile, profile_id))
+        self.provider = world.runtime.provider(self.config.protocol)
+        suffix = uuid.uuid4().hex[:8]
+        self.old_label, self.new_label = f"bench-raw-old-{suffix}", f"bench-raw-new-{suffix}"
+        self.provider.create_kek(self.config, self.old_label, 256)
+        self.provider.create_kek(self.config, self.new_label, 256)
+        self.items = []
+        for _ in range(sample):
+            ctx = WrapContext(wrapped_key_uuid=str(uuid.uuid4()), kms_key_uuid=key_uuid)
+            self.items.append((ctx, self.provider.wrap(self.config, self.old_label, os.urandom(32), ctx)))
+        self.pairs = 0
+        self.seconds = 0.0
+        self.measure(len(self.items))  # warm-up (sessions, KEK handles)
+        self.pairs, self.seconds = 0, 0.0
+
+    def measure(self, n: int) -> None:
+        from cloudstack_kms.providers.base import zero
+        start = time.perf_counter()
+        for i in range(n):
+            ctx, blob = self.items[i % len(self.items)]
+            plain = self.provider.unwrap(self.config, self.old_label, blob, ctx)
+            self.provider.wrap(self.config, self.new_label, bytes(plain), ctx)
+            zero(plain)
+        self.seconds += time.perf_counter() - start
+        self.pairs += n
+
+    @property
+    def rate(self) -> float:
+        return self.pairs / self.seconds if self.seconds else 0.0
+
+    def close(self) -> None:
+        for label in (self.old_label, self.new_label):
+            self.provider.delete_kek(self.config, label)
+
+
+def drain(world: kb.World, old_version_id: int, timeout: float, meter: RawMeter,
+          raw_slice: int) -> tuple[float, int, int]:
+    """Run the worker until the old version is Archived and its KEK removed: (seconds, runs, failed).
+
+    After every run, ``raw_slice`` raw pairs are measured (not counted in the drain time)."""
+    from cloudstack_kms.models.kms import ARCHIVED, KekVersion
+    from cloudstack_kms.services.kms.rewrap import Rewrapper
+
+    rewrapper = Rewrapper(world.state)
+    runs = failed = 0
+    spent = 0.0
+    while True:
+        start = time.perf_counter()
+        report = rewrapper.run_once()
+        spent += time.perf_counter() - start
+        runs += 1
+        failed += report.failed
+        if report.locked_out:
+            raise RuntimeError("the rewrap cluster lock is held by another process")
+        with world.db.transaction() as s:
+            version = s.get(KekVersion, old_version_id)
+            if version.status == ARCHIVED and version.removed is not None:
+                return spent, runs, failed
+        meter.measure(raw_slice)
+        if spent > timeout:
+            raise RuntimeError(f"drain did not finish within {timeout:g} s")
+
+
+def verify(world: kb.World, key_id: int, old_version_id: int, count: int, kept: dict[str, bytes]) -> list[str]:
+    """Problems found after the drain (empty when all is well)."""
+    from sqlalchemy import func, select
+
+    from cloudstack_kms.models import Event
+    from cloudstack_kms.models.kms import ARCHIVED, DatabaseKekObject, HsmProfile, KekVersion, WrappedKey
+    from cloudstack_kms.services.kms import envelope, profiles
+
+    problems = []
+    with world.db.transaction() as s:
+        left = s.scalar(select(func.count()).select_from(WrappedKey).where(WrappedKey.kek_version_id == old_version_id))
+        if left:
+            problems.append(f"{left} wrapped keys still on version 1")
+        old = s.get(KekVersion, old_version_id)
+        if old.status != ARCHIVED:
+            problems.append(f"version 1 is {old.status}, not Archived")
+        profile = s.get(HsmProfile, old.hsm_profile_id)
+        config = profiles.load_config(s, world.master_key, profile)
+        label = old.kek_label
+        if profile.protocol == "database":
+            if s.scalar(select(func.count()).select_from(DatabaseKekObject).where(DatabaseKekObject.label == label)):
+                problems.append("the archived KEK is still in kms_database_kek_objects")
+        params = s.scalars(select(Event.parameters).where(Event.type == "KMS.KEY.WRAP", Event.resource_id == key_id))
+        counted = sum(int(p.split("=", 1)[1]) for p in params if p and p.startswith("count="))
+        if counted != count:
+            problems.append(f"KMS.KEY.WRAP events count {counted} keys, not {count}")
+        for wid, dek in kept.items():
+            row = s.scalars(select(WrappedKey).where(WrappedKey.uuid == wid)).one()
+            if bytes(envelope.unwrap(s, world.runtime, world.master_key, row)) != dek:
+                problems.append(f"wrapped key {wid} unwraps to another DEK")
+                break
+    if profile.protocol == "pkcs11" and world.runtime.provider("pkcs11").kek_available(config, label):
+        problems.append("the archived KEK is still on the token")
+    return problems
+
+
+def run_provider(provider: str, base_url: str, tmp: Path, count: int, batch: int, target: float,
+                 keep: bool) -> bool:
+    from sqlalchemy import select
+
+    from cloudstack_kms.models.kms import ACTIVE, KekVersion
+
+    bench_db = kb.BenchDb(base_url, tmp, f"rewrap_{provider}").create()
+    world = None
+    try:
+        world = kb.init_world(bench_db.url, tmp / f"data-{provider}")
+        token = None
+        if provider == "pkcs11":
+            token = f"rewrap-{uuid.uuid4().hex[:8]}"
+            kb.init_token(token)
+        profile = kb.make_profile(world, provider, token)
+        key = kb.make_key(world, profile.id, f"bench-{provider}")
+        kb.set_config(world, kms_rewrap_batch_size=batch)
+        t = time.perf_counter()
+        kept = insert_wrapped_keys(world, key.id, count, CHECK_SAMPLE)
+        setup = time.perf_counter() - t
+        with world.db.transaction() as s:
+            old_version_id = s.scalar(select(KekVersion.id).where(KekVersion.kms_key_id == key.id,
+                                                                  KekVersion.status == ACTIVE))
+        kb.rotate(world, key.id)
+        meter = RawMeter(world, profile.id, key.uuid)
+        raw_slice = max(1, RAW_SAMPLE * batch // count)
+        seconds, runs, failed = drain(world, old_version_id, max(600.0, target * 10), meter, raw_slice)
+        meter.close()
+        raw = meter.rate
+        problems = verify(world, key.id, old_version_id, count, kept)
+        rate = count / seconds
+        ok = seconds <= target and not problems and not failed
+        print(f"[{provider}] {count:,} wrapped keys (inserted in {setup:.1f} s); batch {batch}; "
+              f"driver: Rewrapper.run_once() in this process, {runs} runs")
+        print(f"[{provider}]   drain: {seconds:6.1f} s = {kb.fmt_rate(rate)} keys/s "
+              f"(target: {count:,} keys in <= {target:g} s)")
+        print(f"[{provider}]   raw unwrap+wrap (provider calls only, one thread, {meter.pairs:,} pairs measured "
+              f"between the runs): {kb.fmt_rate(raw)} keys/s; drain/raw = {rate / raw:.0%}")
+        if failed:
+            problems.append(f"{failed} keys failed to rewrap")
+        for problem in problems:
+            print(f"[{provider}]   CHECK FAILED: {problem}")
+        if not problems:
+            print(f"[{provider}]   checks: none left on v1, v1 Archived, KEK deleted, events count each key "
+                  f"once, {len(kept)} sampled DEKs unwrap intact")
+        print(f"[{provider}] {'PASS' if ok else 'FAIL'}")
+        return ok
+    finally:
+        if world is not None:
+            world.dispose()
+        if not keep:
+            bench_db.drop()
+        else:
+            print(f"[{provider}] kept database {kb.describe_url(bench_db.url)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db-url", default=os.environ.get("KMS_BENCH_DB_URL", ""),
+                        help="MySQL/MariaDB server URL without database (default: a SQLite file)")
+    parser.add_argument("--keys", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=1_000, help="kms.rewrap.batch.size (default 1000)")
+    parser.add_argument("--providers", default="pkcs11,database")
+    parser.add_argument("--target-sec", type=float, default=60.0)
+    parser.add_argument("--keep", action="store_true", help="keep the databases and files")
+    args = parser.parse_args(argv)
+
+    providers = [p.strip() for p in args.providers.split(",") if p.strip()]
+    tmp = kb.tmpdir("kms-bench-rewrap-")
+    try:
+        if "pkcs11" in providers:
+            missing = kb.softhsm_missing()
+            if missing:
+                print(f"pkcs11 skipped: {missing}")
+                providers.remove("pkcs11")
+            else:
+                kb.setup_softhsm(tmp / "softhsm")
+        print(f"database: {kb.describe_url(args.db_url) if args.db_url else 'SQLite file'}")
+        results = [run_provider(p, args.db_url, tmp, args.keys, args.batch, args.target_sec, args.keep)
+                   for p in providers]
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    verdict = "PASS" if results and all(results) else "FAIL"
+    print(f"{verdict}: rewrap of {args.keys:,} keys within {args.target_sec:g} s on {', '.join(providers)}")
+    return 0 if verdict == "PASS" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

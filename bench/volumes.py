@@ -1,0 +1,239 @@
+"""createVolume throughput through the real HTTP API, KMS volumes with both providers.
+
+    python bench/volumes.py --db-url mysql+mysqldb://root@127.0.0.1:3306 [--count N] [--image-count M]
+                            [--workers W] [--concurrency C]
+
+Everything is private to the run: a fresh database on the given server (dropped at the end; with
+a ``sqlite://`` URL a file in a temporary directory), a data directory with the master key and the
+primary storage, and a SoftHSM2 configuration and token (``SOFTHSM2_CONF`` is set in the
+environment of the server only). A real server (``cloudstack-kms serve --workers W``) is started;
+volumes are created by ``C`` client threads, each with its own signed HTTP session, each doing
+``createVolume`` and then polling ``queryAsyncJobResult`` until its job is done.
+
+Rows, for the ``database`` and the ``pkcs11`` provider:
+
+* ``images``: ``storage.volume.images=true`` with a small LUKS iter-time: DEK generate + wrap +
+  insert + ``qemu-img create`` of a LUKS qcow2 (``--image-count`` volumes);
+* ``metadata``: ``storage.volume.images=false``: DEK generate + wrap + insert (``--count`` volumes).
+
+volumes/s is the number of volumes divided by the time from the first submission until the last
+job is done. The target is metadata-only >= 200 volumes/s; the script prints PASS or FAIL and exits
+0 either way: it measures, it does not gate.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import requests  # noqa: E402
+
+from tests.support.client import sign  # noqa: E402
+from tests.support.server import KmsEnv, ServerProcess  # noqa: E402
+
+MODULE = os.environ.get("KMS_TEST_PKCS11_MODULE", "/usr/lib/softhsm/libsofthsm2.so")
+TOKEN_LABEL = "kms-volume-bench"
+USER_PIN = "1234"
+SO_PIN = "5678"
+TARGET = 200.0
+ITER_TIME_MS = "1"
+
+
+# ------------------------------------------------------------------ a signed client per thread
+class Api:
+    def __init__(self, url: str, apikey: str, secret: str) -> None:
+        self.url, self.apikey, self.secret = url, apikey, secret
+        self._local = threading.local()
+
+    @property
+    def http(self) -> requests.Session:
+        session = getattr(self._local, "http", None)
+        if session is None:
+            session = self._local.http = requests.Session()
+        return session
+
+    def call(self, command: str, **params: Any) -> dict[str, Any]:
+        query = {"command": command, "response": "json", **{k: str(v) for k, v in params.items() if v is not None},
+                 "apiKey": self.apikey}
+        query["signature"] = sign(query, self.secret)
+        resp = self.http.get(self.url, params=query, timeout=120)
+        body = resp.json()
+        inner = next(iter(body.values()))
+        if resp.status_code != 200:
+            raise RuntimeError(f"{command} -> {resp.status_code}: {inner.get('errortext')}")
+        return inner
+
+    def wait(self, jobid: str, timeout: float = 600.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            job = self.call("queryAsyncJobResult", jobid=jobid)
+            if job["jobstatus"] != 0:
+                return job
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"job {jobid} still running after {timeout}s")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
+# ------------------------------------------------------------------ set-up
+def setup_softhsm(root: Path) -> dict[str, str]:
+    tokens = root / "tokens"
+    tokens.mkdir(parents=True)
+    conf = root / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n"
+                    "slots.removable = false\n")
+    env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", TOKEN_LABEL, "--pin", USER_PIN,
+                    "--so-pin", SO_PIN], check=True, capture_output=True, env=env)
+    return {"SOFTHSM2_CONF": str(conf)}
+
+
+def make_database(base_url: str, tmp: Path) -> tuple[str, str | None]:
+    """A fresh database: (url, name to drop) — or a SQLite file in the temporary directory."""
+    if base_url.startswith("sqlite"):
+        return f"sqlite:///{tmp / 'kms.db'}", None
+    from sqlalchemy import create_engine, text  # noqa: PLC0415
+    name = f"kmsbench_{secrets.token_hex(4)}"
+    engine = create_engine(base_url.rstrip("/") + "/")
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"))
+    engine.dispose()
+    return base_url.rstrip("/") + f"/{name}?charset=utf8mb4", name
+
+
+def drop_database(base_url: str, name: str) -> None:
+    from sqlalchemy import create_engine, text  # noqa: PLC0415
+    engine = create_engine(base_url.rstrip("/") + "/")
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    engine.dispose()
+
+
+# ------------------------------------------------------------------ measuring
+def create_volumes(api: Api, count: int, concurrency: int, params: dict[str, str]) -> tuple[float, list[str]]:
+    """Create ``count`` volumes with ``concurrency`` threads; (seconds, errors)."""
+    remaining = [count]
+    lock = threading.Lock()
+    errors: list[str] = []
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if remaining[0] <= 0:
+                    return
+                remaining[0] -= 1
+            try:
+                job = api.wait(api.call("createVolume", **params)["jobid"])
+                if job["jobstatus"] != 1:
+                    errors.append(json.dumps(job.get("jobresult")))
+            except Exception as exc:  # noqa: BLE001 - counted and shown
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start, errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db-url", required=True, help="database server URL (no database name), or sqlite://")
+    parser.add_argument("--count", type=int, default=2000, help="volumes per metadata-only row (default 2000)")
+    parser.add_argument("--image-count", type=int, default=8, help="volumes per images row (default 8)")
+    parser.add_argument("--workers", type=int, default=2, help="server processes (default 2)")
+    parser.add_argument("--concurrency", type=int, default=32, help="client threads (default 32)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (server log)")
+    args = parser.parse_args(argv)
+
+    providers = ["database"]
+    if Path(MODULE).exists() and shutil.which("softhsm2-util"):
+        providers.append("pkcs11")
+    else:
+        print(f"SoftHSM2 is not installed ({MODULE}, softhsm2-util): pkcs11 rows skipped", file=sys.stderr)
+
+    tmp = Path(tempfile.mkdtemp(prefix="kms-volbench-"))
+    db_name = None
+    server = None
+    try:
+        hsm_env = setup_softhsm(tmp / "softhsm") if "pkcs11" in providers else {}
+        db_url, db_name = make_database(args.db_url, tmp)
+        kms = KmsEnv(db_url=db_url, data_dir=tmp / "data", extra_env=hsm_env)
+        kms.init()
+        keys = kms.admin_keys()
+        server = ServerProcess(kms, workers=args.workers, log_path=tmp / "server.log").start(timeout=60)
+        api = Api(server.url, keys["apikey"], keys["secretkey"])
+        rows = run(api, providers, args)
+    finally:
+        if server is not None:
+            server.stop()
+        if db_name:
+            drop_database(args.db_url, db_name)
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    backend = "SQLite" if args.db_url.startswith("sqlite") else "MariaDB/MySQL"
+    print()
+    print(f"createVolume through HTTP on {backend}: {args.workers} server process(es), {args.concurrency} client "
+          f"threads, submit -> job done; LUKS iter-time {ITER_TIME_MS} ms")
+    print(f"{'mode':<10} {'provider':<10} {'volumes':>8} {'seconds':>9} {'volumes/s':>10} {'errors':>7}")
+    print("-" * 59)
+    for mode, provider, count, seconds, errors in rows:
+        print(f"{mode:<10} {provider:<10} {count:>8} {seconds:>9.2f} {count / seconds:>10.1f} {len(errors):>7}")
+    print()
+    worst = min(count / seconds for mode, _, count, seconds, _ in rows if mode == "metadata")
+    failed = any(errors for *_, errors in rows)
+    verdict = "PASS" if worst >= TARGET and not failed else "FAIL"
+    print(f"{verdict}: metadata-only createVolume at {worst:.1f} volumes/s at worst (target >= {TARGET:.0f}/s)"
+          + ("; some volumes failed" if failed else ""))
+    return 0
+
+
+def run(api: Api, providers: list[str], args: argparse.Namespace) -> list[tuple]:
+    zone = api.call("listZones")["zone"][0]["id"]
+    offering = api.call("createDiskOffering", name="bench-encrypted", disksize=1, encrypt="true")["diskoffering"]["id"]
+    api.call("updateConfiguration", name="storage.luks.iter.time.ms", value=ITER_TIME_MS)
+    profiles = {"database": api.call("listHSMProfiles", name="HSM Database Provider")["hsmprofile"][0]["id"]}
+    if "pkcs11" in providers:
+        profiles["pkcs11"] = api.call("createHSMProfile", name="bench-pkcs11", **{
+            "details[0].library": MODULE, "details[0].token_label": TOKEN_LABEL,
+            "details[0].pin": USER_PIN})["hsmprofile"]["id"]
+    rows = []
+    for mode, images, count in (("images", "true", args.image_count), ("metadata", "false", args.count)):
+        if count <= 0:
+            continue
+        api.call("updateConfiguration", name="storage.volume.images", value=images)
+        for provider in providers:
+            key = api.call("createKMSKey", name=f"bench-{mode}-{provider}", zoneid=zone,
+                           hsmprofileid=profiles[provider])["kmskey"]["id"]
+            params = {"zoneid": zone, "diskofferingid": offering, "kmskeyid": key}
+            warm = min(args.concurrency, max(2, count // 20))
+            create_volumes(api, warm, args.concurrency, params)  # connections, sessions, caches
+            seconds, errors = create_volumes(api, count, args.concurrency, params)
+            for error in errors[:3]:
+                print(f"{mode}/{provider}: {error}", file=sys.stderr)
+            rows.append((mode, provider, count, seconds, errors))
+            print(f"{mode:<10} {provider:<10} {count:>6} volumes in {seconds:7.2f} s = {count / seconds:7.1f}/s"
+                  f"{f'  ({len(errors)} errors)' if errors else ''}", flush=True)
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(main())
