@@ -11,7 +11,8 @@ from .services import bootstrap
 from .services.kms import keys as kms_keys
 from .services.kms import profiles as kms_profiles
 from .services import volumes
-from .models.volume import Volume
+from .models.volume import DiskOffering, Volume
+from .models import DataCenter
 from .storage import pools
 
 queue.register_instance_type("Domain", Domain)
@@ -21,5 +22,7 @@ queue.register_instance_type("KmsKey", kms_models.KmsKey)
 queue.register_instance_type("HsmProfile", kms_models.HsmProfile)
 bootstrap.EXTRA_SEEDS.append(kms_profiles.seed_database_profile)
 queue.register_instance_type("Volume", Volume)
+queue.register_instance_type("Zone", DataCenter)
+queue.register_instance_type("DiskOffering", DiskOffering)
 bootstrap.EXTRA_SEEDS.append(pools.seed_pools)
 kms_keys.VOLUME_USAGE_CHECKS.append(volumes.volume_usage_check)

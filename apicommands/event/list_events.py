@@ -7,6 +7,7 @@ from cloudstack_kms.api.command import ALL_ROLES, ListOwnedCommand, ListResult, 
 from cloudstack_kms.api.declare import Out, ResponseObject
 from cloudstack_kms.api.errors import InvalidParameterValue
 from cloudstack_kms.api.listing import keyword_filter, paged
+from cloudstack_kms.jobs.queue import INSTANCE_MODELS
 from cloudstack_kms.models import Account, Domain, Event, User
 
 
@@ -77,9 +78,20 @@ class ListEvents(ListOwnedCommand):
             raise InvalidParameterValue("Both resourceid and resourcetype need to be specified")
         if self.arg("resourcetype"):
             stmt = stmt.where(Event.resource_type == self.args["resourcetype"])
+            model = INSTANCE_MODELS.get(self.args["resourcetype"])
+            row = self.ctx.session.scalars(select(model).where(model.uuid == self.args["resourceid"])).first() \
+                if model is not None else None
+            stmt = stmt.where(Event.resource_id == (row.id if row is not None else -1))
         stmt = keyword_filter(stmt, self.args, Event.type, Event.description)
         rows, total = paged(session, stmt, self.args, Event.id.desc())
         return ListResult(EventResponse, [self.view(e) for e in rows], total)
+
+    def _resource_uuid(self, event: Event) -> str | None:
+        model = INSTANCE_MODELS.get(event.resource_type or "")
+        if model is None or event.resource_id is None:
+            return None
+        row = self.ctx.session.get(model, event.resource_id)
+        return getattr(row, "uuid", None)
 
     def view(self, event: Event) -> dict:
         session = self.ctx.session
@@ -91,5 +103,6 @@ class ListEvents(ListOwnedCommand):
                 "level": event.level, "description": event.description,
                 "account": account.account_name if account else None, "domainid": domain.uuid if domain else None,
                 "domain": domain.name if domain else None, "domainpath": domain.display_path if domain else None,
-                "resourcetype": event.resource_type, "created": event.created, "state": event.state,
+                "resourcetype": event.resource_type, "resourceid": self._resource_uuid(event),
+                "created": event.created, "state": event.state,
                 "parentid": parent.uuid if parent else None, "archived": bool(event.archived)}

@@ -178,6 +178,9 @@ class KmsProvider(abc.ABC):
     name: ClassVar[str] = ""
     #: The profile details this provider understands.
     options: ClassVar[tuple[ProfileOption, ...]] = ()
+    #: True when calls cannot hang (no device or network): the retry wrapper then runs them in
+    #: the caller's thread, without the hand-off a timeout needs.
+    runs_inline: ClassVar[bool] = False
 
     def validate_details(self, details: dict[str, str]) -> None:
         """Check a new profile's details before they are stored.

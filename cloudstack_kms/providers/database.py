@@ -36,6 +36,7 @@ _CACHE_SIZE = 4096
 class DatabaseProvider(KmsProvider):
     name = "database"
     options = ()
+    runs_inline = True
 
     def __init__(self, context: ProviderContext) -> None:
         self.db = context.db

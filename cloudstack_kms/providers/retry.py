@@ -28,6 +28,9 @@ class RetryPolicy:
     retries: int = 3
     delay_ms: int = 1000
     timeout_sec: float = 30.0
+    #: Run in the calling thread, without a timeout: for providers that cannot hang (the database
+    #: provider), where a timed-out attempt left running would still use the caller's session.
+    inline: bool = False
 
     def delay(self, attempt: int) -> float:
         """Exponential back-off: delay, 2×delay, 4×delay ... (seconds) after attempt 1, 2, 3 ..."""
@@ -39,6 +42,8 @@ def call(policy: RetryPolicy, operation: str, fn: Callable[[], T], sleep: Callab
     attempts = policy.retries + 1
     for attempt in range(1, attempts + 1):
         try:
+            if policy.inline:
+                return fn()
             # Copy the context: the database provider joins the caller's transaction through it.
             ctx = contextvars.copy_context()
             future = _executor.submit(ctx.run, fn)

@@ -3,21 +3,30 @@
 Unwrap uses exactly the version recorded on the wrapped key — never a trial of other
 versions, which with unauthenticated modes can return a wrong key. Plaintext DEKs are
 returned as ``bytearray`` for the caller to zero once used.
+
+Within one transaction, what every call would otherwise read again — the retry settings, a
+profile's opened details, the key's locked Active version — is read once and kept in the
+session (``Session.info``, gone with the transaction's session): bulk callers (a job making
+many DEKs, a check of many volumes) then pay one provider call per key and no extra queries.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 from sqlalchemy.orm import Session
 
 from ...api.errors import CloudRuntimeError, InvalidParameterValue
 from ...models.base import new_uuid
-from ...models.kms import ARCHIVED, HsmProfile, KekVersion, KmsKey, WrappedKey
-from ...providers.base import KekNotFound, KmsError, WrapContext
+from ...models.kms import ACTIVE, ARCHIVED, HsmProfile, KekVersion, KmsKey, WrappedKey
+from ...providers import retry
+from ...providers.base import KekNotFound, KmsError, ProfileConfig, WrapContext
 from ...security.masterkey import MasterKey
 from . import profiles
 from .keys import active_version
 from .runtime import KmsRuntime
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -38,24 +47,52 @@ def _profile(session: Session, version: KekVersion, wrapped_key_uuid: str) -> Hs
     return profile
 
 
+def _memo(session: Session, name: tuple, make):  # noqa: ANN001, ANN202
+    value = session.info.get(name)
+    if value is None:
+        value = session.info[name] = make()
+    return value
+
+
+def _config(session: Session, master_key: MasterKey, profile: HsmProfile) -> ProfileConfig:
+    return _memo(session, ("kms.envelope.config", profile.id),
+                 lambda: profiles.load_config(session, master_key, profile))
+
+
+def _call(session: Session, runtime: KmsRuntime, operation: str, fn: Callable[[], T]) -> T:
+    """``runtime.call`` with the retry policy read once per transaction."""
+    policy = _memo(session, ("kms.envelope.policy",), lambda: runtime.policy(session))
+    return retry.call(policy, operation, fn)
+
+
+def _active_version(session: Session, key: KmsKey) -> KekVersion:
+    """The Active version, locked (shared) on first use in this transaction; the lock keeps it Active
+    until commit, so later calls reuse it (unless this very transaction changed it)."""
+    name = ("kms.envelope.active", key.id)
+    version = session.info.get(name)
+    if version is None or version.status != ACTIVE or version.removed is not None:
+        version = session.info[name] = active_version(session, key, lock=True)
+    return version
+
+
 def wrap_new_dek(session: Session, runtime: KmsRuntime, master_key: MasterKey, key: KmsKey, key_bits: int,
                  plaintext: bytes | None = None) -> NewDek:
     """Generate a DEK (or take ``plaintext``, for migrations) and store it wrapped by the Active version."""
     if not key.enabled:
         raise InvalidParameterValue(f"Invalid parameter: KMS key is not enabled: {key.uuid}")
-    version = active_version(session, key, lock=True)
+    version = _active_version(session, key)
     wrapped_uuid = new_uuid()
     profile = _profile(session, version, wrapped_uuid)
-    config = profiles.load_config(session, master_key, profile)
+    config = _config(session, master_key, profile)
     provider = runtime.provider(profile.protocol)
     context = context_for(key, wrapped_uuid)
     try:
         if plaintext is None:
-            dek, blob = runtime.call(session, "generate DEK",
-                                     lambda: provider.generate_and_wrap(config, version.kek_label, key_bits, context))
+            dek, blob = _call(session, runtime, "generate DEK",
+                              lambda: provider.generate_and_wrap(config, version.kek_label, key_bits, context))
         else:
             dek = bytearray(plaintext)
-            blob = runtime.call(session, "wrap", lambda: provider.wrap(config, version.kek_label, plaintext, context))
+            blob = _call(session, runtime, "wrap", lambda: provider.wrap(config, version.kek_label, plaintext, context))
     except KmsError as exc:
         raise CloudRuntimeError(f"Failed to wrap key: {exc.message}") from None
     row = WrappedKey(uuid=wrapped_uuid, kms_key_id=key.id, kek_version_id=version.id, zone_id=key.zone_id,
@@ -104,12 +141,12 @@ def _unwrap_recorded(session: Session, runtime: KmsRuntime, master_key: MasterKe
             raise _KekGone(error)
         raise error
     profile = _profile(session, version, wrapped.uuid)
-    config = profiles.load_config(session, master_key, profile)
+    config = _config(session, master_key, profile)
     provider = runtime.provider(profile.protocol)
     context = context_for(key, wrapped.uuid)
     try:
-        return runtime.call(session, "unwrap",
-                            lambda: provider.unwrap(config, version.kek_label, bytes(wrapped.wrapped_blob), context))
+        return _call(session, runtime, "unwrap",
+                     lambda: provider.unwrap(config, version.kek_label, bytes(wrapped.wrapped_blob), context))
     except KekNotFound as exc:
         raise _KekGone(CloudRuntimeError(f"Failed to unwrap key {wrapped.uuid}: {exc.message}")) from None
     except KmsError as exc:

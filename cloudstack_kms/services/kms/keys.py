@@ -53,7 +53,7 @@ def create_key(session: Session, runtime: KmsRuntime, master_key: MasterKey, *, 
     config = profiles.load_config(session, master_key, profile)
     provider = runtime.provider(profile.protocol)
     try:
-        label = runtime.call(session, "create KEK", lambda: provider.create_kek(config, label, key_bits))
+        label = runtime.call(session, "create KEK", lambda: provider.create_kek(config, label, key_bits), provider)
     except KmsError as exc:
         raise provider_failure("Failed to create KMS key: ", exc) from None
     try:
@@ -115,7 +115,7 @@ def delete_key(session: Session, runtime: KmsRuntime, master_key: MasterKey, key
             try:
                 config = profiles.load_config(session, master_key, profile)
                 provider = runtime.provider(profile.protocol)
-                runtime.call(session, "delete KEK", lambda: provider.delete_kek(config, version.kek_label))
+                runtime.call(session, "delete KEK", lambda: provider.delete_kek(config, version.kek_label), provider)
             except KmsError:
                 log.warning("failed to delete KEK %s during KMS key deletion", version.kek_label)
                 events.record(session, event_type="KMS.KEY.DELETE", user=user, account=owner, level=events.WARN,

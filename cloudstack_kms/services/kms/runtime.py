@@ -1,7 +1,10 @@
 """The KMS pieces one server process shares: its providers, and the live retry policy."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import threading
+import time
+from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
 from sqlalchemy.orm import Session
@@ -15,9 +18,14 @@ from .. import settings
 T = TypeVar("T")
 
 
+POLICY_TTL_SEC = 1.0  # settings changed with updateConfiguration apply within a second
+
+
 @dataclass
 class KmsRuntime:
     providers: ProviderRegistry
+    _policy: tuple[float, retry.RetryPolicy] | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def create(cls, context: ProviderContext) -> "KmsRuntime":
@@ -26,14 +34,26 @@ class KmsRuntime:
     def provider(self, protocol: str) -> KmsProvider:
         return self.providers.get(protocol)
 
-    @staticmethod
-    def policy(session: Session) -> retry.RetryPolicy:
-        return retry.RetryPolicy(retries=settings.get_value(session, "kms.retry.count"),
-                                 delay_ms=settings.get_value(session, "kms.retry.delay.ms"),
-                                 timeout_sec=settings.get_value(session, "kms.operation.timeout.sec"))
+    def policy(self, session: Session) -> retry.RetryPolicy:
+        """The live retry settings, re-read at most once a second (three queries per provider call
+        would otherwise cost more than the call)."""
+        now = time.monotonic()
+        cached = self._policy
+        if cached is not None and now - cached[0] < POLICY_TTL_SEC:
+            return cached[1]
+        policy = retry.RetryPolicy(retries=settings.get_value(session, "kms.retry.count"),
+                                   delay_ms=settings.get_value(session, "kms.retry.delay.ms"),
+                                   timeout_sec=settings.get_value(session, "kms.operation.timeout.sec"))
+        with self._lock:
+            self._policy = (now, policy)
+        return policy
 
-    def call(self, session: Session, operation: str, fn: Callable[[], T]) -> T:
-        return retry.call(self.policy(session), operation, fn)
+    def call(self, session: Session, operation: str, fn: Callable[[], T], *providers: KmsProvider) -> T:
+        """Run ``fn`` through the retry wrapper; inline when every provider it uses cannot hang."""
+        policy = self.policy(session)
+        if providers and all(p.runs_inline for p in providers):
+            policy = dataclasses.replace(policy, inline=True)
+        return retry.call(policy, operation, fn)
 
 
 def runtime_of(state) -> KmsRuntime:  # noqa: ANN001 - AppState, imported lazily to avoid a cycle
