@@ -22,8 +22,8 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from ..api.errors import CloudRuntimeError, InvalidParameterValue, PermissionDenied
-from ..models import Account, DataCenter, Domain
-from ..models.base import utcnow
+from ..models import Account, Configuration, DataCenter, Domain
+from ..models.base import new_uuid, utcnow
 from ..models.kms import PURPOSE_VOLUME, HsmProfile, KekVersion, KmsKey, WrappedKey
 from ..models.volume import (ENCRYPT_LUKS, VOLUME_ALLOCATED, VOLUME_EXPUNGED, VOLUME_READY, DiskOffering, Passphrase,
                              StoragePool, Volume)
@@ -74,15 +74,15 @@ def allocate(session: Session, *, owner: Account, zone: DataCenter, offering: Di
             raise InvalidParameterValue("A KMS key can only be used with a disk offering that has encryption "
                                         "enabled")
         check_kms_key(session, key, owner, zone)
-    volume = Volume(name=name, account_id=owner.id, domain_id=owner.domain_id, size=volume_size(offering, size_gb),
+    uuid = new_uuid()
+    volume = Volume(uuid=uuid, name=name or f"vol-{uuid[:8]}", account_id=owner.id, domain_id=owner.domain_id,
+                    size=volume_size(offering, size_gb),
                     data_center_id=zone.id, disk_offering_id=offering.id, state=VOLUME_ALLOCATED,
                     provisioning_type=offering.provisioning_type, format="QCOW2",
                     kms_key_id=key.id if key is not None else None,
                     encrypt_format=ENCRYPT_LUKS if offering.encrypt else None)
     session.add(volume)
     session.flush()
-    if not volume.name:
-        volume.name = f"vol-{volume.uuid[:8]}"
     return volume
 
 
@@ -118,6 +118,21 @@ def open_passphrase(master_key: MasterKey, row: Passphrase) -> bytearray:
     return bytearray(master_key.open(row.passphrase or "", f"passphrase:{row.id}"))
 
 
+def _settings(session: Session, *names: str) -> list[Any]:
+    """Several live settings in one query (``settings.get_value`` costs a query each)."""
+    stored = dict(session.execute(select(Configuration.name, Configuration.value)
+                                  .where(Configuration.name.in_(names))).all())
+    values = []
+    for name in names:
+        key = settings.KEYS[name]
+        raw = stored.get(name)
+        try:
+            values.append(key.parse(raw if raw is not None else key.default))
+        except ValueError:
+            values.append(key.parse(key.default))
+    return values
+
+
 def provision(session: Session, runtime: KmsRuntime, master_key: MasterKey, volume: Volume) -> None:
     """The job phase: make the volume's secret and, unless metadata-only, its LUKS image.
 
@@ -127,28 +142,28 @@ def provision(session: Session, runtime: KmsRuntime, master_key: MasterKey, volu
     secret: bytearray | None = None
     dek: bytearray | None = None
     try:
-        images = settings.get_value(session, "storage.volume.images")
+        images, bits, iter_time_ms = _settings(session, "storage.volume.images", "kms.dek.size.bits",
+                                               "storage.luks.iter.time.ms")
+        pool = pools.pool_for_zone(session, session.get(DataCenter, volume.data_center_id))
+        keep = [pool]
         if volume.kms_key_id is not None:
             key = session.get(KmsKey, volume.kms_key_id)
             if key is None or key.removed is not None:
                 raise InvalidParameterValue(f"KMS key not found: {volume.kms_key_id}")
-            bits = settings.get_value(session, "kms.dek.size.bits")
             new = envelope.wrap_new_dek(session, runtime, master_key, key, bits)
             dek = new.plaintext
+            keep += [key, new.wrapped_key]
             volume.kms_wrapped_key_id = new.wrapped_key.id
             if images:
                 secret = luks_secret(dek)
         elif volume.encrypt_format:
             row, secret = new_passphrase(session, master_key)
             volume.passphrase_id = row.id
-        zone = session.get(DataCenter, volume.data_center_id)
-        pool = pools.pool_for_zone(session, zone)
         volume.pool_id = pool.id
         if images:
             path = pools.image_path(pool, volume.uuid)
             try:
-                qemu.create(str(path), volume.size, secret,
-                            settings.get_value(session, "storage.luks.iter.time.ms"))
+                qemu.create(str(path), volume.size, secret, iter_time_ms)
             except qemu.QemuError as exc:
                 _remove_image(path)
                 log.warning("creating the image of volume %s failed: %s", volume.uuid, exc.message)
@@ -157,6 +172,9 @@ def provision(session: Session, runtime: KmsRuntime, master_key: MasterKey, volu
             volume.path = path.name
         volume.state = VOLUME_READY
         volume.updated = utcnow()
+        # The session's identity map holds rows weakly: keep the ones the volume's view shows
+        # until the transaction ends, so the view reads them without querying them again.
+        session.info.setdefault("volumes.provisioned", []).extend(keep)
     finally:
         zero(dek)
         zero(secret)
@@ -323,8 +341,9 @@ def volume_view(session: Session, volume: Volume, admin: bool) -> dict[str, Any]
     key = session.get(KmsKey, volume.kms_key_id) if volume.kms_key_id else None
     version = None
     if volume.kms_wrapped_key_id:
-        version = session.scalar(select(KekVersion.version_number).join(
-            WrappedKey, WrappedKey.kek_version_id == KekVersion.id).where(WrappedKey.id == volume.kms_wrapped_key_id))
+        wrapped = session.get(WrappedKey, volume.kms_wrapped_key_id)  # rows a job just wrote: no query
+        kek_version = session.get(KekVersion, wrapped.kek_version_id) if wrapped and wrapped.kek_version_id else None
+        version = kek_version.version_number if kek_version else None
     return {
         "id": volume.uuid, "name": volume.name, "zoneid": zone.uuid if zone else None,
         "zonename": zone.name if zone else None, "type": volume.volume_type, "size": volume.size,
