@@ -27,6 +27,14 @@ log = logging.getLogger(__name__)
 _ambient: contextvars.ContextVar[Session | None] = contextvars.ContextVar("kms_ambient_session", default=None)
 
 
+_readonly: contextvars.ContextVar[bool] = contextvars.ContextVar("kms_readonly_transaction", default=False)
+
+
+def in_readonly_transaction() -> bool:
+    """True inside ``transaction(readonly=True)``: on SQLite such a transaction must not write."""
+    return _readonly.get()
+
+
 def current_session() -> Session | None:
     """The session of the transaction this code runs in, if any (see :meth:`Database.transaction`)."""
     return _ambient.get()
@@ -80,22 +88,32 @@ class Database:
             # can fail with SQLITE_BUSY at once instead of waiting for busy_timeout.
             @event.listens_for(self.engine, "begin")
             def _begin_immediate(conn):  # noqa: ANN001
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                # Read-only transactions start deferred: in WAL mode they neither wait for nor block
+                # a writer (a job holding the write lock for seconds must not stall every poll).
+                conn.exec_driver_sql("BEGIN" if _readonly.get() else "BEGIN IMMEDIATE")
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def dispose(self) -> None:
         self.engine.dispose()
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """Commit on success, roll back on any error."""
-        with self._sessions() as session:
-            with session.begin():
-                token = _ambient.set(session)
-                try:
-                    yield session
-                finally:
-                    _ambient.reset(token)
+    def transaction(self, readonly: bool = False) -> Iterator[Session]:
+        """Commit on success, roll back on any error.
+
+        ``readonly`` promises no writes (list and query commands); on SQLite it starts a deferred
+        transaction that does not queue behind writers.
+        """
+        ro_token = _readonly.set(readonly)
+        try:
+            with self._sessions() as session:
+                with session.begin():
+                    token = _ambient.set(session)
+                    try:
+                        yield session
+                    finally:
+                        _ambient.reset(token)
+        finally:
+            _readonly.reset(ro_token)
 
     # ---------------------------------------------------------------- schema
     def current_versions(self) -> set[str]:

@@ -86,6 +86,7 @@ class ListApis(Command):
     roles = ALL_ROLES
     response = ApiResponse
     java_class = "org.apache.cloudstack.api.command.user.discovery.ListApisCmd"
+    read_only = True
 
     class Params(BaseParams):
         name = p.string("API name")

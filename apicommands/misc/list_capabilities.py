@@ -44,6 +44,7 @@ class ListCapabilities(Command):
     roles = ALL_ROLES
     response = CapabilityResponse
     java_class = "org.apache.cloudstack.api.command.user.config.ListCapabilitiesCmd"
+    read_only = True
 
     class Params(BaseParams):
         domainid = p.uuid("the domain for listing capabilities.", since="4.20.0", related="listDomains")

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from ..db import in_readonly_transaction
 from ..models import Account, ApiSession, User
 from ..models.base import utcnow
 from ..security.masterkey import MasterKey, MasterKeyError
@@ -115,7 +116,7 @@ def session_user(session: Session, keys: list[str]) -> User:
     user = session.get(User, row.user_id)
     if user is None or user.removed or user.state != "enabled" or user.account.state != "enabled":
         raise Unauthorized("unable to verify user credentials")
-    if (now - row.last_access).total_seconds() > 30:  # keep writes rare under load
+    if (now - row.last_access).total_seconds() > 30 and not in_readonly_transaction():  # keep writes rare
         row.last_access = now
     return user
 

@@ -94,6 +94,9 @@ class Command:
     #: The upstream Java class, shown as a job's ``cmd``.
     java_class: ClassVar[str] = ""
     event_type: ClassVar[str | None] = None
+    #: True when the command never writes: it then runs in a read-only transaction, which on
+    #: SQLite does not wait for writers (list and query commands).
+    read_only: ClassVar[bool] = False
     #: Names of other APIs returning the same response object (``related`` in listApis).
     related: ClassVar[str | None] = None
     #: Parameters: a marshmallow Schema subclass; its fields are the declaration.
@@ -163,6 +166,7 @@ class _ListParams(Schema):
 
 
 class ListCommand(Command):
+    read_only = True
     Params = _ListParams
 
 

@@ -105,7 +105,7 @@ def dispatch(app_state: AppState, cls: type[Command] | None, command: str, pairs
     job_to_wake = False
     role: str | None = None
     try:
-        with app_state.db.transaction() as session:
+        with app_state.db.transaction(readonly=bool(cls is not None and cls.read_only)) as session:
             user, signed = authenticate(app_state, session, pairs, params)
             # Read now: after a rollback the session's rows are expired and cannot load.
             role = user.account.role_type

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from ..api.errors import CloudRuntimeError, InvalidParameterValue, PermissionDenied
 from ..models import Account, Configuration, DataCenter, Domain
 from ..models.base import new_uuid, utcnow
-from ..models.kms import PURPOSE_VOLUME, HsmProfile, KekVersion, KmsKey, WrappedKey
+from ..models.kms import PURPOSE_VOLUME, KekVersion, KmsKey, WrappedKey
 from ..models.volume import (ENCRYPT_LUKS, VOLUME_ALLOCATED, VOLUME_EXPUNGED, VOLUME_READY, DiskOffering, Passphrase,
                              StoragePool, Volume)
 from ..providers.base import zero
