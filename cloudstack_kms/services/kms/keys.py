@@ -115,7 +115,8 @@ def delete_key(session: Session, runtime: KmsRuntime, master_key: MasterKey, key
             try:
                 config = profiles.load_config(session, master_key, profile)
                 provider = runtime.provider(profile.protocol)
-                runtime.call(session, "delete KEK", lambda: provider.delete_kek(config, version.kek_label), provider)
+                label = version.kek_label
+                runtime.call(session, "delete KEK", lambda p=provider, c=config, k=label: p.delete_kek(c, k), provider)
             except KmsError:
                 log.warning("failed to delete KEK %s during KMS key deletion", version.kek_label)
                 events.record(session, event_type="KMS.KEY.DELETE", user=user, account=owner, level=events.WARN,
