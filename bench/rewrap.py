@@ -145,6 +145,7 @@ def drain(world: kb.World, old_version_id: int, timeout: float, meter: RawMeter,
         with world.db.transaction() as s:
             version = s.get(KekVersion, old_version_id)
             if version.status == ARCHIVED and version.removed is not None:
+                rewrapper.close()
                 return spent, runs, failed
         meter.measure(raw_slice)
         if spent > timeout:

@@ -215,16 +215,24 @@ class JobWorker:
         try:
             if cls is None:
                 raise CloudRuntimeError(f"Unknown API command: {params.get('command')}")
+            batched = None
+            if getattr(cls, "commits_in_batches", False):
+                # Long commands (migration) commit batch by batch *before* the final transaction, so
+                # no outer transaction holds SQLite's write lock while they commit, and a crash loses
+                # one batch at most.
+                with state.db.transaction() as s:
+                    batched = self._command(s, cls, params, job_id)
+                batched.ctx.session = None
+                batched.ctx.progress = lambda value: self.set_progress(job_id, value)
+                batched.run_batches()
             with state.db.transaction() as s:
                 job = s.get(AsyncJob, job_id)
                 user = s.get(User, job.user_id)
-                ctx = CallContext(session=s, user=user, account=user.account, state=state, job_id=job_id,
-                                  progress=self._progress_writer(job_id, s))
-                args = parse_args(cls, params, s)
-                cmd = cls(ctx, args)
-                if isinstance(cmd, AsyncCreateCommand):
-                    model = queue.INSTANCE_MODELS.get(cls.instance_type or "")
-                    cmd.created = s.get(model, job.instance_id) if model and job.instance_id else None
+                cmd = self._command(s, cls, params, job_id)
+                ctx = cmd.ctx
+                if batched is not None:  # keep what the batches learned; rebind to this transaction
+                    batched.ctx, batched.args = cmd.ctx, cmd.args
+                    cmd = batched
                 result = cmd.execute()
                 body = result_body(result, ctx.role)
                 if not _complete(s, job_id, state.msid, JOB_SUCCEEDED, body, code=0, complete_msid=state.msid):
@@ -241,6 +249,18 @@ class JobWorker:
         except Exception:  # noqa: BLE001 - a bug must still end the job cleanly
             log.exception("job %s failed", job_id)
             self.fail(job_id, CloudRuntimeError(GENERIC_INTERNAL_TEXT), cls)
+
+    def _command(self, s, cls, params: dict, job_id: int):  # noqa: ANN001, ANN202
+        """Rebuild the command of a job from its stored parameters, inside transaction ``s``."""
+        job = s.get(AsyncJob, job_id)
+        user = s.get(User, job.user_id)
+        ctx = CallContext(session=s, user=user, account=user.account, state=self.state, job_id=job_id,
+                          progress=self._progress_writer(job_id, s))
+        cmd = cls(ctx, parse_args(cls, params, s))
+        if isinstance(cmd, AsyncCreateCommand):
+            model = queue.INSTANCE_MODELS.get(cls.instance_type or "")
+            cmd.created = s.get(model, job.instance_id) if model and job.instance_id else None
+        return cmd
 
     def _progress_writer(self, job_id: int, job_session):  # noqa: ANN001, ANN202
         if self.state.db.is_sqlite:

@@ -11,6 +11,7 @@ many DEKs, a check of many volumes) then pay one provider call per key and no ex
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
@@ -20,7 +21,7 @@ from ...api.errors import CloudRuntimeError, InvalidParameterValue
 from ...models.base import new_uuid
 from ...models.kms import ACTIVE, ARCHIVED, HsmProfile, KekVersion, KmsKey, WrappedKey
 from ...providers import retry
-from ...providers.base import KekNotFound, KmsError, ProfileConfig, WrapContext
+from ...providers.base import KekNotFound, KmsError, KmsProvider, ProfileConfig, WrapContext
 from ...security.masterkey import MasterKey
 from . import profiles
 from .keys import active_version
@@ -59,10 +60,19 @@ def _config(session: Session, master_key: MasterKey, profile: HsmProfile) -> Pro
                  lambda: profiles.load_config(session, master_key, profile))
 
 
-def _call(session: Session, runtime: KmsRuntime, operation: str, fn: Callable[[], T]) -> T:
+def _call(session: Session, runtime: KmsRuntime, operation: str, fn: Callable[[], T], provider: KmsProvider) -> T:
     """``runtime.call`` with the retry policy read once per transaction."""
     policy = _memo(session, ("kms.envelope.policy",), lambda: runtime.policy(session))
-    return retry.call(policy, operation, fn)
+    return retry.call(policy_for(policy, provider), operation, fn)
+
+
+def policy_for(policy: retry.RetryPolicy, *providers: KmsProvider) -> retry.RetryPolicy:
+    """Inline (in the caller's thread, no timeout) when every provider used cannot hang: the
+    database provider works in the caller's transaction, which a timed-out attempt left running
+    on another thread would go on using."""
+    if providers and all(getattr(p, "runs_inline", False) for p in providers) and not policy.inline:
+        return dataclasses.replace(policy, inline=True)
+    return policy
 
 
 def _active_version(session: Session, key: KmsKey) -> KekVersion:
@@ -89,10 +99,12 @@ def wrap_new_dek(session: Session, runtime: KmsRuntime, master_key: MasterKey, k
     try:
         if plaintext is None:
             dek, blob = _call(session, runtime, "generate DEK",
-                              lambda: provider.generate_and_wrap(config, version.kek_label, key_bits, context))
+                              lambda: provider.generate_and_wrap(config, version.kek_label, key_bits, context),
+                              provider)
         else:
             dek = bytearray(plaintext)
-            blob = _call(session, runtime, "wrap", lambda: provider.wrap(config, version.kek_label, plaintext, context))
+            blob = _call(session, runtime, "wrap", lambda: provider.wrap(config, version.kek_label, plaintext, context),
+                         provider)
     except KmsError as exc:
         raise CloudRuntimeError(f"Failed to wrap key: {exc.message}") from None
     row = WrappedKey(uuid=wrapped_uuid, kms_key_id=key.id, kek_version_id=version.id, zone_id=key.zone_id,
@@ -146,7 +158,7 @@ def _unwrap_recorded(session: Session, runtime: KmsRuntime, master_key: MasterKe
     context = context_for(key, wrapped.uuid)
     try:
         return _call(session, runtime, "unwrap",
-                     lambda: provider.unwrap(config, version.kek_label, bytes(wrapped.wrapped_blob), context))
+                     lambda: provider.unwrap(config, version.kek_label, bytes(wrapped.wrapped_blob), context), provider)
     except KekNotFound as exc:
         raise _KekGone(CloudRuntimeError(f"Failed to unwrap key {wrapped.uuid}: {exc.message}")) from None
     except KmsError as exc:

@@ -35,7 +35,7 @@ from ...models.kms import ACTIVE, ARCHIVED, PREVIOUS, HsmProfile, KekVersion, Km
 from ...providers import retry
 from ...providers.base import KekNotFound, KmsError, ProfileConfig, UnwrapError, WrapContext, zero
 from .. import events, settings
-from . import profiles
+from . import envelope, profiles
 from .cluster_lock import cluster_lock
 from .runtime import KmsRuntime, runtime_of
 
@@ -164,8 +164,10 @@ class Rewrapper:
         # wrapped on the crypto thread (the provider and the database driver both release the GIL).
         chunks = [rows[i:i + CRYPTO_CHUNK] for i in range(0, len(rows), CRYPTO_CHUNK)]
 
+        chunk_policy = envelope.policy_for(policy, old_provider, new_provider)
+
         def run(chunk: list) -> tuple[list[tuple[int, bytes]], int]:
-            return retry.call(policy, "rewrap", lambda: crypto(chunk))
+            return retry.call(chunk_policy, "rewrap", lambda: crypto(chunk))
 
         pending: Future | None = self._crypto_thread().submit(run, chunks[0])
         try:
@@ -221,6 +223,12 @@ class Rewrapper:
             self._crypto = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kms-rewrap-crypto")
         return self._crypto
 
+    def close(self) -> None:
+        """Stop the crypto thread (after the last run)."""
+        if self._crypto is not None:
+            self._crypto.shutdown(wait=True)
+            self._crypto = None
+
     def _batch(self, session: Session, version_id: int, batch_size: int) -> list:
         """The next wrapped keys of the version, after those this worker saw last (keys that keep
         failing must not hold up the rest); from the start again once the end is reached."""
@@ -263,7 +271,8 @@ class Rewrapper:
             config = self._config(s, version.hsm_profile_id)
             provider = self.runtime.provider(config.protocol)
             try:
-                self.runtime.call(s, "delete KEK", lambda: provider.delete_kek(config, version.kek_label))
+                self.runtime.call(s, "delete KEK", lambda: provider.delete_kek(config, version.kek_label),
+                                  provider)
             except KmsError as exc:
                 events.record(s, event_type="KMS.KEY.DELETE", user=s.get(User, SYSTEM_USER_ID), account=owner,
                               level=events.WARN, description=f"Failed to delete archived KEK {version.kek_label} "
@@ -324,3 +333,4 @@ class RewrapWorker:
                 rewrapper.run_once()
             except Exception:  # noqa: BLE001 - one failed run must not end the worker
                 log.exception("rewrap run failed")
+        rewrapper.close()

@@ -46,10 +46,10 @@ def rotate(session: Session, runtime: KmsRuntime, master_key: MasterKey, key: Km
     label = kek_label(key, number)
     try:
         try:
-            label = runtime.call(session, "create KEK", lambda: provider.create_kek(config, label, bits))
+            label = runtime.call(session, "create KEK", lambda: provider.create_kek(config, label, bits), provider)
         except KeyAlreadyExists:
             _remove_orphan(session, runtime, provider, config, label)
-            label = runtime.call(session, "create KEK", lambda: provider.create_kek(config, label, bits))
+            label = runtime.call(session, "create KEK", lambda: provider.create_kek(config, label, bits), provider)
     except KmsError as exc:
         raise provider_failure("Failed to rotate KMS key: ", exc) from None
     try:
@@ -82,4 +82,4 @@ def _remove_orphan(session: Session, runtime: KmsRuntime, provider, config, labe
     if session.scalar(select(KekVersion.id).where(KekVersion.kek_label == label).limit(1)) is not None:
         raise KeyAlreadyExists(f"KEK {label} already exists and is in use")
     log.warning("removing KEK %s left by an interrupted rotation", label)
-    runtime.call(session, "delete KEK", lambda: provider.delete_kek(config, label))
+    runtime.call(session, "delete KEK", lambda: provider.delete_kek(config, label), provider)
