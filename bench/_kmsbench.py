@@ -181,3 +181,35 @@ def fmt_rate(n: float) -> str:
 
 def tmpdir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+def common_args(parser: Any, default_providers: str) -> None:
+    """The options every KMS bench takes."""
+    parser.add_argument("--db-url", default=os.environ.get("KMS_BENCH_DB_URL", ""),
+                        help="MySQL/MariaDB server URL without database (default: a SQLite file)")
+    parser.add_argument("--providers", default=default_providers)
+    parser.add_argument("--target-sec", type=float, default=60.0)
+    parser.add_argument("--keep", action="store_true", help="keep the databases and files")
+
+
+def run_providers(prefix: str, providers_csv: str, db_url: str, keep: bool, run: Any) -> tuple[list[str], bool]:
+    """Set up SoftHSM2 if pkcs11 is asked for, call ``run(provider, tmp)`` for each provider, clean up.
+
+    Returns (the providers that ran, True when every run met its target).
+    """
+    providers = [p.strip() for p in providers_csv.split(",") if p.strip()]
+    tmp = tmpdir(prefix)
+    try:
+        if "pkcs11" in providers:
+            missing = softhsm_missing()
+            if missing:
+                print(f"pkcs11 skipped: {missing}")
+                providers.remove("pkcs11")
+            else:
+                setup_softhsm(tmp / "softhsm")
+        print(f"database: {describe_url(db_url) if db_url else 'SQLite file'}")
+        results = [run(p, tmp) for p in providers]
+    finally:
+        if not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return providers, bool(results) and all(results)

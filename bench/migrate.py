@@ -32,7 +32,6 @@ import hmac
 import json
 import os
 import random
-import shutil
 import socket
 import subprocess
 import sys
@@ -279,34 +278,15 @@ def run_provider(provider: str, base_url: str, tmp: Path, count: int, driver: st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db-url", default=os.environ.get("KMS_BENCH_DB_URL", ""),
-                        help="MySQL/MariaDB server URL without database (default: a SQLite file)")
     parser.add_argument("--volumes", type=int, default=100_000)
-    parser.add_argument("--providers", default="database,pkcs11")
     parser.add_argument("--driver", choices=("inprocess", "server"), default="inprocess")
-    parser.add_argument("--target-sec", type=float, default=60.0)
-    parser.add_argument("--keep", action="store_true", help="keep the databases and files")
+    kb.common_args(parser, "database,pkcs11")
     args = parser.parse_args(argv)
-
-    providers = [p.strip() for p in args.providers.split(",") if p.strip()]
-    tmp = kb.tmpdir("kms-bench-migrate-")
-    try:
-        if "pkcs11" in providers:
-            missing = kb.softhsm_missing()
-            if missing:
-                print(f"pkcs11 skipped: {missing}")
-                providers.remove("pkcs11")
-            else:
-                kb.setup_softhsm(tmp / "softhsm")
-        print(f"database: {kb.describe_url(args.db_url) if args.db_url else 'SQLite file'}")
-        results = [run_provider(p, args.db_url, tmp, args.volumes, args.driver, args.target_sec, args.keep)
-                   for p in providers]
-    finally:
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
-    verdict = "PASS" if results and all(results) else "FAIL"
+    providers, ok = kb.run_providers("kms-bench-migrate-", args.providers, args.db_url, args.keep,
+                                     lambda p, tmp: run_provider(p, args.db_url, tmp, args.volumes, args.driver, args.target_sec, args.keep))
+    verdict = "PASS" if ok else "FAIL"
     print(f"{verdict}: migration of {args.volumes:,} volumes within {args.target_sec:g} s on {', '.join(providers)}")
-    return 0 if verdict == "PASS" else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

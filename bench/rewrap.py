@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import sys
 import time
 import uuid
@@ -246,34 +245,15 @@ def run_provider(provider: str, base_url: str, tmp: Path, count: int, batch: int
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db-url", default=os.environ.get("KMS_BENCH_DB_URL", ""),
-                        help="MySQL/MariaDB server URL without database (default: a SQLite file)")
     parser.add_argument("--keys", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1_000, help="kms.rewrap.batch.size (default 1000)")
-    parser.add_argument("--providers", default="pkcs11,database")
-    parser.add_argument("--target-sec", type=float, default=60.0)
-    parser.add_argument("--keep", action="store_true", help="keep the databases and files")
+    kb.common_args(parser, "pkcs11,database")
     args = parser.parse_args(argv)
-
-    providers = [p.strip() for p in args.providers.split(",") if p.strip()]
-    tmp = kb.tmpdir("kms-bench-rewrap-")
-    try:
-        if "pkcs11" in providers:
-            missing = kb.softhsm_missing()
-            if missing:
-                print(f"pkcs11 skipped: {missing}")
-                providers.remove("pkcs11")
-            else:
-                kb.setup_softhsm(tmp / "softhsm")
-        print(f"database: {kb.describe_url(args.db_url) if args.db_url else 'SQLite file'}")
-        results = [run_provider(p, args.db_url, tmp, args.keys, args.batch, args.target_sec, args.keep)
-                   for p in providers]
-    finally:
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
-    verdict = "PASS" if results and all(results) else "FAIL"
+    providers, ok = kb.run_providers("kms-bench-rewrap-", args.providers, args.db_url, args.keep,
+                                     lambda p, tmp: run_provider(p, args.db_url, tmp, args.keys, args.batch, args.target_sec, args.keep))
+    verdict = "PASS" if ok else "FAIL"
     print(f"{verdict}: rewrap of {args.keys:,} keys within {args.target_sec:g} s on {', '.join(providers)}")
-    return 0 if verdict == "PASS" else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from ..api.command import AsyncCommand, AsyncCreateCommand, FlatResult
 from ..api.context import CallContext
 from ..api.declare import format_date
-from ..models import Account, AsyncJob, Domain, User
+from ..models import Account, AsyncJob, Domain, User, new_uuid
 from ..models.jobs import JOB_IN_PROGRESS
 from ..services import events
 
@@ -60,11 +60,12 @@ def unseal_params(state, job: AsyncJob) -> dict[str, str]:
 def submit(ctx: CallContext, cls: type[AsyncCommand], params: dict[str, str], args: dict[str, Any]) -> FlatResult:
     cmd = cls(ctx, args)
     custom = args.get("customjobid") if ctx.is_root_admin else None
-    job = AsyncJob(user_id=ctx.user.id, account_id=ctx.account.id, job_cmd=cls.java_class or cls.api_name,
-                   job_status=JOB_IN_PROGRESS, job_process_status=0, job_result_code=0,
-                   job_init_msid=ctx.state.msid, instance_type=cls.instance_type)
-    if custom:
-        job.uuid = custom
+    # The uuid is known before the insert: the sealed parameters are bound to it, so the row is
+    # written once, complete.
+    job = AsyncJob(uuid=custom or new_uuid(), user_id=ctx.user.id, account_id=ctx.account.id,
+                   job_cmd=cls.java_class or cls.api_name, job_status=JOB_IN_PROGRESS, job_process_status=0,
+                   job_result_code=0, job_init_msid=ctx.state.msid, instance_type=cls.instance_type)
+    job.job_cmd_info = seal_params(ctx, cls, params, job.uuid)
     created = None
     if isinstance(cmd, AsyncCreateCommand):
         created = cmd.create()
@@ -74,7 +75,6 @@ def submit(ctx: CallContext, cls: type[AsyncCommand], params: dict[str, str], ar
         job.instance_id = instance.id
     ctx.session.add(job)
     ctx.session.flush()
-    job.job_cmd_info = seal_params(ctx, cls, params, job.uuid)
     if cls.event_type:
         owner = getattr(cmd, "event_account", None) or ctx.account
         events.record(ctx.session, event_type=cls.event_type, description=cmd.event_description(),

@@ -109,10 +109,20 @@ def seed(session: Session) -> int:
     return added
 
 
+def get_values(session: Session, *names: str) -> list[Any]:
+    """Several live settings, typed, in one query (an unreadable stored value falls back to the default)."""
+    stored = dict(session.execute(select(Configuration.name, Configuration.value)
+                                  .where(Configuration.name.in_(names))).all())
+    values = []
+    for name in names:
+        key = KEYS[name]
+        raw = stored.get(name)
+        try:
+            values.append(key.parse(raw if raw is not None else key.default))
+        except ValueError:
+            values.append(key.parse(key.default))
+    return values
+
+
 def get_value(session: Session, name: str) -> Any:
-    key = KEYS[name]
-    raw = session.scalar(select(Configuration.value).where(Configuration.name == name))
-    try:
-        return key.parse(raw if raw is not None else key.default)
-    except ValueError:
-        return key.parse(key.default)
+    return get_values(session, name)[0]

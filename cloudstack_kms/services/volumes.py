@@ -22,7 +22,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from ..api.errors import CloudRuntimeError, InvalidParameterValue, PermissionDenied
-from ..models import Account, Configuration, DataCenter, Domain
+from ..models import Account, DataCenter, Domain
 from ..models.base import new_uuid, utcnow
 from ..models.kms import PURPOSE_VOLUME, KekVersion, KmsKey, WrappedKey
 from ..models.volume import (ENCRYPT_LUKS, VOLUME_ALLOCATED, VOLUME_EXPUNGED, VOLUME_READY, DiskOffering, Passphrase,
@@ -118,21 +118,6 @@ def open_passphrase(master_key: MasterKey, row: Passphrase) -> bytearray:
     return bytearray(master_key.open(row.passphrase or "", f"passphrase:{row.id}"))
 
 
-def _settings(session: Session, *names: str) -> list[Any]:
-    """Several live settings in one query (``settings.get_value`` costs a query each)."""
-    stored = dict(session.execute(select(Configuration.name, Configuration.value)
-                                  .where(Configuration.name.in_(names))).all())
-    values = []
-    for name in names:
-        key = settings.KEYS[name]
-        raw = stored.get(name)
-        try:
-            values.append(key.parse(raw if raw is not None else key.default))
-        except ValueError:
-            values.append(key.parse(key.default))
-    return values
-
-
 def provision(session: Session, runtime: KmsRuntime, master_key: MasterKey, volume: Volume) -> None:
     """The job phase: make the volume's secret and, unless metadata-only, its LUKS image.
 
@@ -142,7 +127,7 @@ def provision(session: Session, runtime: KmsRuntime, master_key: MasterKey, volu
     secret: bytearray | None = None
     dek: bytearray | None = None
     try:
-        images, bits, iter_time_ms = _settings(session, "storage.volume.images", "kms.dek.size.bits",
+        images, bits, iter_time_ms = settings.get_values(session, "storage.volume.images", "kms.dek.size.bits",
                                                "storage.luks.iter.time.ms")
         pool = pools.pool_for_zone(session, session.get(DataCenter, volume.data_center_id))
         keep = [pool]

@@ -4,31 +4,25 @@ Unwrap uses exactly the version recorded on the wrapped key — never a trial of
 versions, which with unauthenticated modes can return a wrong key. Plaintext DEKs are
 returned as ``bytearray`` for the caller to zero once used.
 
-Within one transaction, what every call would otherwise read again — the retry settings, a
+Within one transaction, what every call would otherwise read again — a
 profile's opened details, the key's locked Active version — is read once and kept in the
 session (``Session.info``, gone with the transaction's session): bulk callers (a job making
 many DEKs, a check of many volumes) then pay one provider call per key and no extra queries.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Callable, TypeVar
 
 from sqlalchemy.orm import Session
 
 from ...api.errors import CloudRuntimeError, InvalidParameterValue
 from ...models.base import new_uuid
 from ...models.kms import ACTIVE, ARCHIVED, HsmProfile, KekVersion, KmsKey, WrappedKey
-from ...providers import retry
-from ...providers.base import KekNotFound, KmsError, KmsProvider, ProfileConfig, WrapContext
+from ...providers.base import KekNotFound, KmsError, ProfileConfig, WrapContext
 from ...security.masterkey import MasterKey
 from . import profiles
 from .keys import active_version
 from .runtime import KmsRuntime
-
-T = TypeVar("T")
-
 
 @dataclass
 class NewDek:
@@ -60,21 +54,6 @@ def _config(session: Session, master_key: MasterKey, profile: HsmProfile) -> Pro
                  lambda: profiles.load_config(session, master_key, profile))
 
 
-def _call(session: Session, runtime: KmsRuntime, operation: str, fn: Callable[[], T], provider: KmsProvider) -> T:
-    """``runtime.call`` with the retry policy read once per transaction."""
-    policy = _memo(session, ("kms.envelope.policy",), lambda: runtime.policy(session))
-    return retry.call(policy_for(policy, provider), operation, fn)
-
-
-def policy_for(policy: retry.RetryPolicy, *providers: KmsProvider) -> retry.RetryPolicy:
-    """Inline (in the caller's thread, no timeout) when every provider used cannot hang: the
-    database provider works in the caller's transaction, which a timed-out attempt left running
-    on another thread would go on using."""
-    if providers and all(getattr(p, "runs_inline", False) for p in providers) and not policy.inline:
-        return dataclasses.replace(policy, inline=True)
-    return policy
-
-
 def _active_version(session: Session, key: KmsKey) -> KekVersion:
     """The Active version, locked (shared) on first use in this transaction; the lock keeps it Active
     until commit, so later calls reuse it (unless this very transaction changed it)."""
@@ -98,12 +77,12 @@ def wrap_new_dek(session: Session, runtime: KmsRuntime, master_key: MasterKey, k
     context = context_for(key, wrapped_uuid)
     try:
         if plaintext is None:
-            dek, blob = _call(session, runtime, "generate DEK",
+            dek, blob = runtime.call(session, "generate DEK",
                               lambda: provider.generate_and_wrap(config, version.kek_label, key_bits, context),
                               provider)
         else:
             dek = bytearray(plaintext)
-            blob = _call(session, runtime, "wrap", lambda: provider.wrap(config, version.kek_label, plaintext, context),
+            blob = runtime.call(session, "wrap", lambda: provider.wrap(config, version.kek_label, plaintext, context),
                          provider)
     except KmsError as exc:
         raise CloudRuntimeError(f"Failed to wrap key: {exc.message}") from None
@@ -157,7 +136,7 @@ def _unwrap_recorded(session: Session, runtime: KmsRuntime, master_key: MasterKe
     provider = runtime.provider(profile.protocol)
     context = context_for(key, wrapped.uuid)
     try:
-        return _call(session, runtime, "unwrap",
+        return runtime.call(session, "unwrap",
                      lambda: provider.unwrap(config, version.kek_label, bytes(wrapped.wrapped_blob), context), provider)
     except KekNotFound as exc:
         raise _KekGone(CloudRuntimeError(f"Failed to unwrap key {wrapped.uuid}: {exc.message}")) from None

@@ -125,7 +125,7 @@ def _migrate_batch(session: Session, runtime: KmsRuntime, master_key: MasterKey,
                                 "enabled")
     config = profiles.load_config(session, master_key, profile)
     provider = runtime.provider(profile.protocol)
-    policy = runtime.policy(session)
+    policy = runtime.policy_for(session, provider)
     phrases = dict(session.execute(select(Passphrase.id, Passphrase.passphrase).where(
         Passphrase.id.in_([v.passphrase_id for v in volumes]))).all())
 
@@ -150,7 +150,7 @@ def _migrate_batch(session: Session, runtime: KmsRuntime, master_key: MasterKey,
     for start in range(0, len(volumes), CRYPTO_CHUNK):
         chunk = volumes[start:start + CRYPTO_CHUNK]
         try:
-            done, failed = retry.call(envelope.policy_for(policy, provider), "wrap", lambda chunk=chunk: wrap(chunk))
+            done, failed = retry.call(policy, "wrap", lambda chunk=chunk: wrap(chunk))
         except KmsError as exc:  # the provider is failing: report the rest of the batch, write what is done
             report.failures.extend({"volumeid": v.uuid, "reason": f"Failed to wrap key: {exc.message}"}
                                    for v in volumes[start:])

@@ -41,12 +41,11 @@ def masked_details(session: Session, profile: HsmProfile) -> dict[str, str]:
 
 def load_config(session: Session, master_key: MasterKey, profile: HsmProfile) -> ProfileConfig:
     """The profile as a provider needs it, sensitive details opened (in memory only)."""
-    details = {}
-    for row in detail_rows(session, profile):
-        details[row.name] = (master_key.open_text(row.value, seal_context(profile, row.name))
-                             if is_sensitive_detail(row.name) else row.value)
-    # The revision changes when details, name or state change, so providers drop stale connections.
-    revision = hashlib.sha256(repr(sorted((r.name, r.value) for r in detail_rows(session, profile))).encode()
+    rows = detail_rows(session, profile)
+    details = {row.name: (master_key.open_text(row.value, seal_context(profile, row.name))
+                          if is_sensitive_detail(row.name) else row.value) for row in rows}
+    # The revision changes when details or the name change, so providers drop stale connections.
+    revision = hashlib.sha256(repr(sorted((r.name, r.value) for r in rows)).encode()
                               + profile.name.encode()).hexdigest()[:16]
     return ProfileConfig(id=profile.id, uuid=profile.uuid, name=profile.name, protocol=profile.protocol,
                          details=details, revision=revision)

@@ -35,7 +35,7 @@ from ...models.kms import ACTIVE, ARCHIVED, PREVIOUS, HsmProfile, KekVersion, Km
 from ...providers import retry
 from ...providers.base import KekNotFound, KmsError, ProfileConfig, UnwrapError, WrapContext, zero
 from .. import events, settings
-from . import envelope, profiles
+from . import profiles
 from .cluster_lock import cluster_lock
 from .runtime import KmsRuntime, runtime_of
 
@@ -130,7 +130,9 @@ class Rewrapper:
                 log.warning("rewrap of KEK version %s skipped: profile disabled or no active version", old.uuid)
                 return
             old_config, new_config = self._config(s, old_profile.id), self._config(s, new_profile.id)
-            policy = self.runtime.policy(s)
+            old_provider = self.runtime.provider(old_config.protocol)
+            new_provider = self.runtime.provider(new_config.protocol)
+            chunk_policy = self.runtime.policy_for(s, old_provider, new_provider)
             rows = self._batch(s, version_id, batch_size)
             old_label, new_label, new_id = old.kek_label, active.kek_label, active.id
             key_uuid, purpose, key_id = key.uuid, key.purpose, key.id
@@ -139,9 +141,6 @@ class Rewrapper:
             self._archive(version_id, report)
             return
         self._after[version_id] = rows[-1][0]
-        old_provider = self.runtime.provider(old_config.protocol)
-        new_provider = self.runtime.provider(new_config.protocol)
-
         # 2. Unwrap + wrap in memory, outside any transaction, in chunks that each get the
         #    retry policy and its timeout (a whole large batch must not share one timeout).
         def crypto(chunk: list) -> tuple[list[tuple[int, bytes]], int]:
@@ -163,8 +162,6 @@ class Rewrapper:
         # The chunks form a pipeline: while one chunk is written, the next one is unwrapped and
         # wrapped on the crypto thread (the provider and the database driver both release the GIL).
         chunks = [rows[i:i + CRYPTO_CHUNK] for i in range(0, len(rows), CRYPTO_CHUNK)]
-
-        chunk_policy = envelope.policy_for(policy, old_provider, new_provider)
 
         def run(chunk: list) -> tuple[list[tuple[int, bytes]], int]:
             return retry.call(chunk_policy, "rewrap", lambda: crypto(chunk))

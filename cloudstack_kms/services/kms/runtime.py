@@ -48,12 +48,18 @@ class KmsRuntime:
             self._policy = (now, policy)
         return policy
 
-    def call(self, session: Session, operation: str, fn: Callable[[], T], *providers: KmsProvider) -> T:
-        """Run ``fn`` through the retry wrapper; inline when every provider it uses cannot hang."""
+    def policy_for(self, session: Session, *providers: KmsProvider) -> retry.RetryPolicy:
+        """The live policy; inline (caller's thread, no timeout) when every provider used cannot hang:
+        the database provider works in the caller's transaction, which a timed-out attempt left
+        running on another thread would go on using."""
         policy = self.policy(session)
         if providers and all(p.runs_inline for p in providers):
             policy = dataclasses.replace(policy, inline=True)
-        return retry.call(policy, operation, fn)
+        return policy
+
+    def call(self, session: Session, operation: str, fn: Callable[[], T], *providers: KmsProvider) -> T:
+        """Run ``fn`` through the retry wrapper with :meth:`policy_for` the providers it uses."""
+        return retry.call(self.policy_for(session, *providers), operation, fn)
 
 
 def runtime_of(state) -> KmsRuntime:  # noqa: ANN001 - AppState, imported lazily to avoid a cycle
