@@ -150,6 +150,9 @@ def serve(settings: Settings, host: str, port: int, workers: int, threads: int, 
             self.cfg.set("accesslog", "-")
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("timeout", 120)
+            # Clients reuse keep-alive connections; gunicorn's 2 s default closes them under clients
+            # that pause briefly, which they see as "Remote end closed connection without response".
+            self.cfg.set("keepalive", 75)
             self.cfg.set("worker_exit", _stop_background)
             if "control_socket_disable" in self.cfg.settings:
                 # gunicorn >= 25 opens a control socket at one fixed per-user path, which every
