@@ -23,8 +23,6 @@ class ListAccounts(ListOwnedCommand):
     java_class = "org.apache.cloudstack.api.command.user.account.ListAccountsCmd"
 
     class Params(_ListOwnedParams):
-        domainid = p.uuid("list only resources belonging to the domain specified", entity=Domain,
-                          related="listDomains")
         id = p.uuid("list account by account ID", entity=Account, related="listAccounts")
         name = p.string("list account by account name")
         accounttype = p.integer("list accounts by account type. Valid account types are 1 (admin), 2 "

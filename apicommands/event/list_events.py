@@ -40,8 +40,6 @@ class ListEvents(ListOwnedCommand):
     java_class = "org.apache.cloudstack.api.command.user.event.ListEventsCmd"
 
     class Params(_ListOwnedParams):
-        domainid = p.uuid("list only resources belonging to the domain specified", entity=Domain,
-                          related="listDomains")
         id = p.uuid("the ID of the event", related="listEvents")
         type = p.string("the event type (see event types)")
         level = p.string("the event level (INFO, WARN, ERROR)")

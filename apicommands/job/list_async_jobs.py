@@ -6,7 +6,7 @@ from cloudstack_kms.api.access import list_scope
 from cloudstack_kms.api.command import ALL_ROLES, ListOwnedCommand, ListResult, _ListOwnedParams
 from cloudstack_kms.api.listing import paged
 from cloudstack_kms.jobs.queue import job_view
-from cloudstack_kms.models import Account, AsyncJob, Domain
+from cloudstack_kms.models import Account, AsyncJob
 
 from .responses import AsyncJobResponse
 
@@ -19,8 +19,6 @@ class ListAsyncJobs(ListOwnedCommand):
     java_class = "org.apache.cloudstack.api.command.user.job.ListAsyncJobsCmd"
 
     class Params(_ListOwnedParams):
-        domainid = p.uuid("list only resources belonging to the domain specified", entity=Domain,
-                          related="listDomains")
         startdate = p.date("The start date of the async job (use format \"yyyy-MM-dd'T'HH:mm:ss'+'SSSS\")")
         managementserverid = p.uuid("The id of the management server", since="4.19")
 

@@ -23,7 +23,6 @@ class ListHSMProfiles(ListOwnedCommand):
     java_class = "org.apache.cloudstack.api.command.user.kms.ListHSMProfilesCmd"
 
     class Params(_ListOwnedParams):
-        domainid = p.uuid("list only profiles of the domain specified", entity=Domain, related="listDomains")
         id = p.uuid("the ID of the HSM profile", related="listHSMProfiles")
         name = p.string("the name of the HSM profile")
         zoneid = p.uuid("list profiles limited to this zone", related="listZones")

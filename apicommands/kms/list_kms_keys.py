@@ -5,7 +5,7 @@ from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.access import list_scope
 from cloudstack_kms.api.command import ALL_ROLES, ListOwnedCommand, ListResult, _ListOwnedParams
 from cloudstack_kms.api.listing import paged
-from cloudstack_kms.models import DataCenter, Domain
+from cloudstack_kms.models import DataCenter
 from cloudstack_kms.models.kms import PURPOSE_VOLUME, HsmProfile, KmsKey
 from cloudstack_kms.services.kms import keys
 
@@ -22,7 +22,6 @@ class ListKMSKeys(ListOwnedCommand):
     java_class = "org.apache.cloudstack.api.command.user.kms.ListKMSKeysCmd"
 
     class Params(_ListOwnedParams):
-        domainid = p.uuid("list only keys of the domain specified", entity=Domain, related="listDomains")
         id = p.uuid("the ID of the KMS key", related="listKMSKeys")
         zoneid = p.uuid("list keys valid in this zone", related="listZones")
         enabled = p.boolean("list enabled or disabled keys")

@@ -28,8 +28,6 @@ class ListUsers(ListOwnedCommand):
     java_class = "org.apache.cloudstack.api.command.admin.user.ListUsersCmd"
 
     class Params(_ListOwnedParams):
-        domainid = p.uuid("list only resources belonging to the domain specified", entity=Domain,
-                          related="listDomains")
         id = p.uuid("List user by ID.", entity=User, related="listUsers")
         username = p.string("List user by the username")
         accounttype = p.integer("List users by account type. Valid types include admin, domain-admin, "

@@ -5,7 +5,7 @@ from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.access import list_scope
 from cloudstack_kms.api.command import ALL_ROLES, ListOwnedCommand, ListResult, _ListOwnedParams
 from cloudstack_kms.api.listing import paged
-from cloudstack_kms.models import DataCenter, Domain
+from cloudstack_kms.models import DataCenter
 from cloudstack_kms.models.kms import KmsKey
 from cloudstack_kms.models.volume import DiskOffering, Volume
 from cloudstack_kms.services import volumes
@@ -22,8 +22,6 @@ class ListVolumes(ListOwnedCommand):
     java_class = "org.apache.cloudstack.api.command.user.volume.ListVolumesCmd"
 
     class Params(_ListOwnedParams):
-        domainid = p.uuid("list only resources belonging to the domain specified", entity=Domain,
-                          related="listDomains")
         id = p.uuid("the ID of the disk volume", related="listVolumes")
         ids = p.uuid_list("the IDs of the volumes, mutually exclusive with id", related="listVolumes", since="4.9")
         name = p.string("the name of the disk volume")

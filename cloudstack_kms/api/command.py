@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from marshmallow import EXCLUDE, Schema, fields
 
-from ..models.tenancy import ROLE_ADMIN, ROLE_DOMAIN_ADMIN, ROLE_RESOURCE_ADMIN, ROLE_USER
+from ..models.tenancy import Domain, ROLE_ADMIN, ROLE_DOMAIN_ADMIN, ROLE_RESOURCE_ADMIN, ROLE_USER
 from . import declare as p
 from .declare import ResponseObject
 
@@ -172,7 +172,8 @@ class ListCommand(Command):
 
 class _ListOwnedParams(_ListParams):
     account = p.string("list resources by account. Must be used with the domainId parameter.")
-    domainid = p.uuid("list only resources belonging to the domain specified", related="listDomains")
+    # Resolved to the Domain row (or 431), which access.list_scope expects.
+    domainid = p.uuid("list only resources belonging to the domain specified", entity=Domain, related="listDomains")
     isrecursive = p.boolean("defaults to false, but if true, lists all resources from the parent "
                             "specified by the domainId till leaves.")
     listall = p.boolean("If set to false, list only resources belonging to the command's caller; "

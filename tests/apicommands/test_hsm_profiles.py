@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from cs import CloudStack, CloudStackApiException
 
 from tests.support.client import Client
-from tests.support.tenants import new_account, new_domain, unique
+from tests.support.tenants import TenantTree, tenant_tree, unique
 
 DEFAULT_PROFILE = "HSM Database Provider"
 MASK = "*****"
@@ -75,36 +74,9 @@ def events_of(admin: Client, event_type: str, text: str) -> list[dict]:
 
 
 # ------------------------------------------------------------------ tenants
-@dataclass
-class Tree:
-    """ROOT ─ dom (a domain admin, a user) ─ sub (a user); ROOT ─ other (a user)."""
-
-    root: Client
-    dom: dict
-    sub: dict
-    other: dict
-    dadmin_account: dict
-    dadmin: Client
-    user_account: dict
-    user: Client
-    subuser_account: dict
-    subuser: Client
-    stranger_account: dict
-    stranger: Client
-
-
 @pytest.fixture(scope="module")
-def tree(server, admin_keys) -> Tree:
-    root = Client(server.url, admin_keys["apikey"], admin_keys["secretkey"])
-    dom = new_domain(root)
-    sub = new_domain(root, parent=dom["id"])
-    other = new_domain(root)
-    dadmin_account, dadmin = new_account(root, accounttype=2, domainid=dom["id"])
-    user_account, user = new_account(root, domainid=dom["id"])
-    subuser_account, subuser = new_account(root, domainid=sub["id"])
-    stranger_account, stranger = new_account(root, domainid=other["id"])
-    return Tree(root, dom, sub, other, dadmin_account, dadmin, user_account, user, subuser_account, subuser,
-                stranger_account, stranger)
+def tree(server, admin_keys) -> TenantTree:
+    return tenant_tree(Client(server.url, admin_keys["apikey"], admin_keys["secretkey"]))
 
 
 # ------------------------------------------------------------------ create

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from cs import CloudStack
 
 from tests.support.client import Client
 from tests.support.dbtools import query
-from tests.support.tenants import new_account, new_domain, unique
+from tests.support.tenants import TenantTree, tenant_tree, unique
 
 DEFAULT_PROFILE = "HSM Database Provider"
 DATE_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0000$")
@@ -27,45 +26,9 @@ WRONG_PIN = "9999"
 
 
 # ------------------------------------------------------------------ tenants
-@dataclass
-class Tree:
-    """ROOT ─ dom (domain admin, user, peer) ─ sub (subuser); ROOT ─ other (stranger, other domain admin)."""
-
-    root: Client
-    zone: str
-    default_profile: str
-    dom: dict
-    sub: dict
-    other: dict
-    dadmin_account: dict
-    dadmin: Client
-    user_account: dict
-    user: Client
-    peer_account: dict
-    peer: Client
-    subuser_account: dict
-    subuser: Client
-    stranger_account: dict
-    stranger: Client
-    other_dadmin: Client
-
-
 @pytest.fixture(scope="module")
-def tree(server, admin_keys) -> Tree:
-    root = Client(server.url, admin_keys["apikey"], admin_keys["secretkey"])
-    dom = new_domain(root)
-    sub = new_domain(root, parent=dom["id"])
-    other = new_domain(root)
-    dadmin_account, dadmin = new_account(root, accounttype=2, domainid=dom["id"])
-    user_account, user = new_account(root, domainid=dom["id"])
-    peer_account, peer = new_account(root, domainid=dom["id"])
-    subuser_account, subuser = new_account(root, domainid=sub["id"])
-    stranger_account, stranger = new_account(root, domainid=other["id"])
-    _, other_dadmin = new_account(root, accounttype=2, domainid=other["id"])
-    zone = root.ok("listZones")["zone"][0]["id"]
-    default = root.ok("listHSMProfiles", name=DEFAULT_PROFILE)["hsmprofile"][0]["id"]
-    return Tree(root, zone, default, dom, sub, other, dadmin_account, dadmin, user_account, user, peer_account, peer,
-                subuser_account, subuser, stranger_account, stranger, other_dadmin)
+def tree(server, admin_keys) -> TenantTree:
+    return tenant_tree(Client(server.url, admin_keys["apikey"], admin_keys["secretkey"]))
 
 
 # ------------------------------------------------------------------ helpers

@@ -12,6 +12,8 @@ gets :data:`PASSWORD`, so a test may also ``login`` with it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import secrets
 
 from .client import Client
@@ -42,3 +44,43 @@ def new_account(admin: Client, accounttype: int = 0, domainid: str | None = None
     user = account["user"][0]
     keys = admin.ok("registerUserKeys", id=user["id"])["userkeys"]
     return account, Client(admin.url, keys["apikey"], keys["secretkey"])
+
+
+@dataclass
+class TenantTree:
+    """ROOT ─ dom (domain admin, user, peer) ─ sub (subuser); ROOT ─ other (stranger, other domain admin)."""
+
+    root: Client
+    zone: str
+    default_profile: str
+    dom: dict
+    sub: dict
+    other: dict
+    dadmin_account: dict
+    dadmin: Client
+    user_account: dict
+    user: Client
+    peer_account: dict
+    peer: Client
+    subuser_account: dict
+    subuser: Client
+    stranger_account: dict
+    stranger: Client
+    other_dadmin: Client
+
+
+def tenant_tree(root: Client) -> TenantTree:
+    """Fresh domains and accounts for permission and visibility tests (one per test module)."""
+    dom = new_domain(root)
+    sub = new_domain(root, parent=dom["id"])
+    other = new_domain(root)
+    dadmin_account, dadmin = new_account(root, accounttype=2, domainid=dom["id"])
+    user_account, user = new_account(root, domainid=dom["id"])
+    peer_account, peer = new_account(root, domainid=dom["id"])
+    subuser_account, subuser = new_account(root, domainid=sub["id"])
+    stranger_account, stranger = new_account(root, domainid=other["id"])
+    _, other_dadmin = new_account(root, accounttype=2, domainid=other["id"])
+    zone = root.ok("listZones", name="zone1")["zone"][0]["id"]
+    default = root.ok("listHSMProfiles", name="HSM Database Provider")["hsmprofile"][0]["id"]
+    return TenantTree(root, zone, default, dom, sub, other, dadmin_account, dadmin, user_account, user, peer_account,
+                      peer, subuser_account, subuser, stranger_account, stranger, other_dadmin)
