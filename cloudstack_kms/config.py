@@ -19,6 +19,44 @@ def default_data_dir() -> Path:
     return Path(base) / "cloudstack-kms"
 
 
+#: PKCS#11 modules HSM profiles may load when ``KMS_PKCS11_LIBRARIES`` is not set: SoftHSM2 at
+#: the paths its Debian/Ubuntu and Fedora/RHEL packages install it to. A profile's ``library``
+#: is loaded into the process holding the master key, so an API caller must not be able to name
+#: any shared object; these are package-managed files only root can replace.
+DEFAULT_PKCS11_LIBRARIES = (
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib64/pkcs11/libsofthsm2.so",
+    "/usr/lib64/softhsm/libsofthsm2.so",
+)
+
+
+def pkcs11_libraries() -> tuple[str, ...]:
+    """The PKCS#11 modules this server may load: ``$KMS_PKCS11_LIBRARIES`` (paths separated by
+    ``:``; set but empty allows none), else :data:`DEFAULT_PKCS11_LIBRARIES`.
+
+    Read from the environment, never from the API-settable ``configuration`` table: only the
+    operator of the host decides what code runs in the server. ``serve --pkcs11-library``
+    sets the variable for its worker processes.
+    """
+    value = os.environ.get("KMS_PKCS11_LIBRARIES")
+    if value is None:
+        return DEFAULT_PKCS11_LIBRARIES
+    return tuple(p.strip() for p in value.split(os.pathsep) if p.strip())
+
+
+def kek_cache_limits() -> tuple[int, float]:
+    """(entries, seconds) for the database provider's cache of opened KEKs:
+    ``$KMS_KEK_CACHE_SIZE`` (default 64) and ``$KMS_KEK_CACHE_TTL_SEC`` (default 60).
+
+    Small and short on purpose: every entry is a KEK in clear in process memory. A miss costs
+    one query and one master-key decryption.
+    """
+    return (max(0, int(os.environ.get("KMS_KEK_CACHE_SIZE") or 64)),
+            max(0.0, float(os.environ.get("KMS_KEK_CACHE_TTL_SEC") or 60)))
+
+
 @dataclass
 class Settings:
     """Process-level settings (not the ``configuration`` table, which holds live API settings)."""
@@ -32,6 +70,11 @@ class Settings:
     mshost_timeout_sec: float = 30.0
     heartbeat_interval_sec: float = 5.0
     start_background: bool = True
+    # Mark session cookies ``Secure`` (browsers then send them over HTTPS only). On when the server
+    # is reached over HTTPS, directly or through a TLS-terminating proxy: ``serve --secure-cookies``
+    # or ``KMS_SECURE_COOKIES=true``.
+    secure_cookies: bool = field(default_factory=lambda: os.environ.get("KMS_SECURE_COOKIES", "").lower()
+                                 in ("1", "true", "yes"))
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

@@ -289,7 +289,7 @@ def test_non_printable_characters(admin):
     {"name": "\U0001f600 \ufffd \u200b"},
     {"id": "'; DROP TABLE user; --"},
     {"ids": ",".join(str(uuid.uuid4()) for _ in range(2000))},
-    {"name[0].key": "x", "details[abc]": "y", "name[": "z"},
+    {"name[0].key": "x", "details[7].value": "y"},  # names that are not plain: 401, test_request_hardening
     {"keyword": "☃" * 1000},
 ])
 def test_garbage_never_500(admin, params):

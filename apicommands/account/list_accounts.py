@@ -2,7 +2,7 @@
 from sqlalchemy import select
 
 from cloudstack_kms.api import declare as p
-from cloudstack_kms.api.access import check_account_access, check_domain_access
+from cloudstack_kms.api.access import check_account_visible, check_domain_access
 from cloudstack_kms.api.command import ALL_ROLES, ListOwnedCommand, ListResult, _ListOwnedParams
 from cloudstack_kms.api.errors import InvalidParameterValue, PermissionDenied
 from cloudstack_kms.api.listing import keyword_filter, paged
@@ -49,7 +49,7 @@ class ListAccounts(ListOwnedCommand):
                                        f"within domain id={domain.uuid}")
         # The scope, as upstream's searchForAccounts decides it.
         if account is not None:
-            check_account_access(ctx, account)
+            check_account_visible(ctx, account)
         elif self.arg("listall") and ctx.is_admin:
             domain, recursive = domain or ctx.domain, True
         elif not ctx.is_admin or domain is None:

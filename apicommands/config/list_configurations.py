@@ -1,10 +1,10 @@
 """``listConfigurations`` (root admin)."""
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.command import ListCommand, ListResult, _ListParams
 from cloudstack_kms.api.errors import InvalidParameterValue
-from cloudstack_kms.api.listing import paged
+from cloudstack_kms.api.listing import keyword_filter, paged
 from cloudstack_kms.models import Configuration
 
 from .responses import ConfigurationResponse, configuration_view
@@ -36,14 +36,10 @@ class ListConfigurations(ListCommand):
         if sum(1 for k in ("zoneid", "accountid", "domainid") if self.arg(k)) > 1:
             raise InvalidParameterValue("cannot handle multiple IDs, provide only one ID corresponding to the scope")
         stmt = select(Configuration).where(Configuration.category != "Hidden")
-        if self.arg("name"):
-            stmt = stmt.where(Configuration.name.like(f"%{self.args['name']}%"))
+        stmt = keyword_filter(stmt, self.args, Configuration.name, param="name")
         if self.arg("category"):
             stmt = stmt.where(Configuration.category == self.args["category"])
-        if self.arg("keyword"):
-            pattern = f"%{self.args['keyword']}%"
-            stmt = stmt.where(or_(Configuration.name.like(pattern), Configuration.description.like(pattern),
-                                  Configuration.component.like(pattern), Configuration.category.like(pattern),
-                                  Configuration.value.like(pattern)))
+        stmt = keyword_filter(stmt, self.args, Configuration.name, Configuration.description, Configuration.component,
+                              Configuration.category, Configuration.value)
         rows, total = paged(self.ctx.session, stmt, self.args, Configuration.name)
         return ListResult(ConfigurationResponse, [configuration_view(r) for r in rows], total)

@@ -25,6 +25,8 @@ class DeleteDomain(AsyncCommand):
         domain: Domain = self.args["id"]
         tenancy.check_domain_deletable(domain)
         check_domain_access(self.ctx, domain)
+        doomed = tenancy.subtree(self.ctx.session, domain) if self.arg("cleanup") else [domain]
+        tenancy.check_may_remove_domain(self.ctx.session, self.ctx.account, domain, doomed)
         return domain
 
     def instance(self) -> Domain:

@@ -4,7 +4,7 @@ from sqlalchemy import select
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.access import list_scope
 from cloudstack_kms.api.command import ALL_ROLES, ListOwnedCommand, ListResult, _ListOwnedParams
-from cloudstack_kms.api.listing import paged
+from cloudstack_kms.api.listing import keyword_filter, paged
 from cloudstack_kms.jobs.queue import job_view
 from cloudstack_kms.models import Account, AsyncJob
 
@@ -27,7 +27,6 @@ class ListAsyncJobs(ListOwnedCommand):
         stmt = list_scope(self.ctx, stmt, AsyncJob.account_id, Account.domain_id, self.args)
         if self.arg("startdate"):
             stmt = stmt.where(AsyncJob.created >= self.args["startdate"])
-        if self.arg("keyword"):
-            stmt = stmt.where(AsyncJob.job_cmd.like(f"%{self.args['keyword']}%"))
+        stmt = keyword_filter(stmt, self.args, AsyncJob.job_cmd)
         rows, total = paged(self.ctx.session, stmt, self.args, AsyncJob.id.desc())
         return ListResult(AsyncJobResponse, [job_view(self.ctx.session, j) for j in rows], total)

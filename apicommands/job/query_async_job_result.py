@@ -2,7 +2,7 @@
 from sqlalchemy import select
 
 from cloudstack_kms.api import declare as p
-from cloudstack_kms.api.access import can_access_account
+from cloudstack_kms.api.access import can_see_account
 from cloudstack_kms.api.command import ALL_ROLES, BaseParams, Command, FlatResult
 from cloudstack_kms.api.errors import invalid_uuid
 from cloudstack_kms.jobs.queue import job_view
@@ -27,7 +27,7 @@ class QueryAsyncJobResult(Command):
         session = self.ctx.session
         job = session.scalars(select(AsyncJob).where(AsyncJob.uuid == self.args["jobid"])).first()
         owner = session.get(Account, job.account_id) if job else None
-        if job is None or owner is None or not can_access_account(self.ctx, owner):
+        if job is None or owner is None or not can_see_account(self.ctx, owner):
             raise invalid_uuid(self.api_name, "jobid", self.args["jobid"])
         if not self.ctx.state.db.is_sqlite:  # SQLite polls run read-only so they never wait for a job
             job.last_polled = utcnow()

@@ -2,10 +2,10 @@
 from sqlalchemy import and_, or_, select
 
 from cloudstack_kms.api import declare as p
-from cloudstack_kms.api.access import check_account_access, check_domain_access, find_account
+from cloudstack_kms.api.access import check_account_visible, check_domain_access, find_account
 from cloudstack_kms.api.command import ALL_ROLES, ListOwnedCommand, ListResult, _ListOwnedParams
 from cloudstack_kms.api.errors import InvalidParameterValue
-from cloudstack_kms.api.listing import paged
+from cloudstack_kms.api.listing import keyword_filter, paged
 from cloudstack_kms.models import Domain
 from cloudstack_kms.models.kms import HsmProfile
 from cloudstack_kms.services.kms import profiles
@@ -42,7 +42,7 @@ class ListHSMProfiles(ListOwnedCommand):
             return None  # the caller itself
         self._check_domain(domain)
         owner = find_account(self.ctx, name, domain)
-        check_account_access(self.ctx, owner)
+        check_account_visible(self.ctx, owner)
         return owner
 
     def _check_domain(self, domain: Domain) -> None:
@@ -91,7 +91,6 @@ class ListHSMProfiles(ListOwnedCommand):
             stmt = stmt.where(HsmProfile.enabled.is_(self.args["enabled"]))
         if self.arg("ispublic") is not None:
             stmt = stmt.where(HsmProfile.is_public.is_(self.args["ispublic"]))
-        if self.arg("keyword"):
-            stmt = stmt.where(HsmProfile.name.like(f"%{self.args['keyword']}%"))
+        stmt = keyword_filter(stmt, self.args, HsmProfile.name)
         rows, total = paged(session, stmt, self.args, HsmProfile.id)
         return ListResult(HsmProfileResponse, [profiles.profile_view(session, r, ctx.account) for r in rows], total)

@@ -1,10 +1,10 @@
 """``listKMSKeys``: the caller's keys; admins' with listall/isrecursive, as CloudStack lists owned resources."""
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.access import list_scope
 from cloudstack_kms.api.command import ALL_ROLES, ListOwnedCommand, ListResult, _ListOwnedParams
-from cloudstack_kms.api.listing import paged
+from cloudstack_kms.api.listing import keyword_filter, paged
 from cloudstack_kms.models import DataCenter
 from cloudstack_kms.models.kms import PURPOSE_VOLUME, HsmProfile, KmsKey
 from cloudstack_kms.services.kms import keys
@@ -43,8 +43,6 @@ class ListKMSKeys(ListOwnedCommand):
                 select(HsmProfile.id).where(HsmProfile.uuid == self.args["hsmprofileid"])))
         if self.arg("enabled") is not None:
             stmt = stmt.where(KmsKey.enabled.is_(self.args["enabled"]))
-        if self.arg("keyword"):
-            pattern = f"%{self.args['keyword']}%"
-            stmt = stmt.where(or_(KmsKey.name.like(pattern), KmsKey.description.like(pattern)))
+        stmt = keyword_filter(stmt, self.args, KmsKey.name, KmsKey.description)
         rows, total = paged(session, stmt, self.args, KmsKey.id)
         return ListResult(KmsKeyResponse, [keys.key_view(session, k) for k in rows], total)

@@ -1,6 +1,6 @@
 """``getUserKeys``."""
 from cloudstack_kms.api import declare as p
-from cloudstack_kms.api.access import check_account_access
+from cloudstack_kms.api.access import check_user_access
 from cloudstack_kms.api.command import ALL_ROLES, BaseParams, Command, ObjectResult
 from cloudstack_kms.models import User
 from cloudstack_kms.services import users
@@ -21,6 +21,6 @@ class GetUserKeys(Command):
 
     def execute(self) -> ObjectResult:
         user: User = self.args["id"]
-        check_account_access(self.ctx, user.account)
+        check_user_access(self.ctx, user)
         api_key, secret = users.get_keys(self.ctx.state.master_key, user)
         return ObjectResult(UserKeysResponse, {"apikey": api_key, "secretkey": secret})

@@ -3,13 +3,13 @@
 The web UI calls ``listUsers&username=<login name>&listall=true`` right after login and
 reads ``user[0]`` (``firstname``, ``lastname``, ``roletype``).
 """
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.access import list_scope
 from cloudstack_kms.api.command import ALL_ROLES, ListOwnedCommand, ListResult, _ListOwnedParams
 from cloudstack_kms.api.errors import InvalidParameterValue, PermissionDenied
-from cloudstack_kms.api.listing import paged
+from cloudstack_kms.api.listing import keyword_filter, paged
 from cloudstack_kms.models import Account, Domain, User
 from cloudstack_kms.services import tenancy
 
@@ -73,10 +73,7 @@ class ListUsers(ListOwnedCommand):
                 raise InvalidParameterValue(f"Invalid user source: {self.args['usersource']}. Valid values are: "
                                             "native, LDAP, SAML2 and SAML2DISABLED.")
             stmt = stmt.where(User.source == source)
-        if self.arg("keyword"):
-            pattern = f"%{self.args['keyword']}%"
-            stmt = stmt.where(or_(User.username.like(pattern), User.firstname.like(pattern),
-                                  User.lastname.like(pattern), User.email.like(pattern), User.state.like(pattern),
-                                  Account.account_name.like(pattern)))
+        stmt = keyword_filter(stmt, self.args, User.username, User.firstname, User.lastname, User.email, User.state,
+                              Account.account_name)
         rows, total = paged(session, stmt, self.args, User.id)
         return ListResult(UserResponse, [user_view(u, ctx.domain) for u in rows], total)

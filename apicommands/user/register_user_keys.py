@@ -1,6 +1,6 @@
 """``registerUserKeys``: a new key pair replaces the old one."""
 from cloudstack_kms.api import declare as p
-from cloudstack_kms.api.access import check_account_access
+from cloudstack_kms.api.access import check_user_access
 from cloudstack_kms.api.command import ALL_ROLES, BaseParams, Command, ObjectResult
 from cloudstack_kms.models import User
 from cloudstack_kms.services import users
@@ -26,7 +26,7 @@ class RegisterUserKeys(Command):
 
     def execute(self) -> ObjectResult:
         user: User = self.args["id"]
-        check_account_access(self.ctx, user.account)
+        check_user_access(self.ctx, user)
         api_key, secret = users.register_keys(self.ctx.session, self.ctx.state.master_key, user)
         self.event_resource = user
         self.event_account = user.account

@@ -1,10 +1,10 @@
 """``listVolumes`` (with the 4.23 ``kmskeyid`` filter)."""
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.access import list_scope
 from cloudstack_kms.api.command import ALL_ROLES, ListOwnedCommand, ListResult, _ListOwnedParams
-from cloudstack_kms.api.listing import paged
+from cloudstack_kms.api.listing import keyword_filter, paged
 from cloudstack_kms.models import DataCenter
 from cloudstack_kms.models.kms import KmsKey
 from cloudstack_kms.models.volume import DiskOffering, Volume
@@ -61,8 +61,7 @@ class ListVolumes(ListOwnedCommand):
         if self.arg("isencrypted") is not None:
             stmt = stmt.where(Volume.encrypt_format.is_not(None) if self.args["isencrypted"]
                               else Volume.encrypt_format.is_(None))
-        if self.arg("keyword"):
-            stmt = stmt.where(or_(Volume.name.like(f"%{self.args['keyword']}%")))
+        stmt = keyword_filter(stmt, self.args, Volume.name)
         rows, total = paged(session, stmt, self.args, Volume.id)
         if self.arg("retrieveonlyresourcecount"):
             return ListResult(VolumeResponse, [], total)

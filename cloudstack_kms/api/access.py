@@ -1,8 +1,9 @@
-"""Who may see and act on whose resources: the domain tree and account ownership.
+"""Who may see and act on whose resources, for commands: the rule itself lives in
+:mod:`cloudstack_kms.services.access` (scope and role rank); these are its forms that take
+the call context.
 
-Root admins reach everything; domain admins reach the accounts of their domain subtree;
-users reach only their own account. List commands narrow what they return with
-:func:`list_scope`, following CloudStack's ``listall``/``isrecursive``/``account`` rules.
+List commands narrow what they return with :func:`list_scope`, following CloudStack's
+``listall``/``isrecursive``/``account`` rules (scope only: listing is not acting).
 """
 from __future__ import annotations
 
@@ -10,42 +11,41 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
-from ..models import Account, Domain
+from ..models import Account, Domain, User
+from ..services import access
 from .context import CallContext
 from .errors import InvalidParameterValue, PermissionDenied
 
 
-def is_child_domain(parent: Domain, child: Domain) -> bool:
-    return child.path.startswith(parent.path)
-
-
 def can_access_domain(ctx: CallContext, domain: Domain) -> bool:
-    if ctx.is_root_admin:
-        return True
-    if ctx.is_domain_admin:
-        return is_child_domain(ctx.domain, domain)
-    return domain.id == ctx.account.domain_id  # users may name their own domain
+    return access.in_scope(ctx.account, domain)
 
 
-def can_access_account(ctx: CallContext, account: Account) -> bool:
-    if ctx.is_root_admin:
-        return True
-    if ctx.is_domain_admin:
-        return is_child_domain(ctx.domain, account.domain)
-    return account.id == ctx.account.id
+def can_see_account(ctx: CallContext, account: Account) -> bool:
+    return access.may_see(ctx.account, account)
+
+
+def can_act_on_account(ctx: CallContext, account: Account) -> bool:
+    return access.may_act_on(ctx.account, account)
 
 
 def check_account_access(ctx: CallContext, account: Account) -> None:
-    if not can_access_account(ctx, account):
-        raise PermissionDenied(
-            f"Account {ctx.account.account_name} does not have permission to operate within domain "
-            f"id={account.domain.uuid}")
+    """Acting on ``account`` or what it owns: scope and role rank (:mod:`cloudstack_kms.services.access`)."""
+    access.check_may_act_on(ctx.account, account)
+
+
+def check_user_access(ctx: CallContext, user: User) -> None:
+    """Acting on one user's credentials."""
+    access.check_may_act_on_user(ctx.user, user)
+
+
+def check_account_visible(ctx: CallContext, account: Account) -> None:
+    """Naming ``account`` in a list filter: scope only."""
+    access.check_may_see(ctx.account, account)
 
 
 def check_domain_access(ctx: CallContext, domain: Domain) -> None:
-    if not can_access_domain(ctx, domain):
-        raise PermissionDenied(
-            f"Account {ctx.account.account_name} does not have permission to operate within domain id={domain.uuid}")
+    access.check_in_scope(ctx.account, domain)
 
 
 def find_account(ctx: CallContext, name: str, domain: Domain) -> Account:
@@ -107,7 +107,7 @@ def list_scope(ctx: CallContext, stmt: Select, account_col: Any, domain_col: Any
         return stmt.where(account_col == ctx.account.id)
     if name is not None:
         account = find_account(ctx, name, domain)  # type: ignore[arg-type]
-        check_account_access(ctx, account)
+        check_account_visible(ctx, account)
         return stmt.where(account_col == account.id)
     if domain is not None:
         if recursive or listall:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
@@ -25,6 +26,8 @@ from ..security.masterkey import MasterKey, MasterKeyError
 from .errors import Unauthorized
 
 SESSION_TIMEOUT_SEC = 1800
+#: ``last_access`` is written at most this often per session.
+SESSION_TOUCH_SEC = 30
 
 
 def _java_encode(value: str) -> str:
@@ -61,6 +64,26 @@ def parse_expires(value: str) -> datetime | None:
         except ValueError:
             continue
     return None
+
+
+# Plain CloudStack parameter names: letters, digits, ``_`` and ``.``, with ``[n]`` map indexes
+# (``details[0].key``). Anything else could smuggle ``&`` or ``=`` into the signed string.
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.]+(?:\[[0-9]+\][A-Za-z0-9_.]*)*$")
+
+
+def check_parameter_names(params: list[tuple[str, str]]) -> None:
+    """Refuse (401) names that are not plain, and names sent twice (in any case).
+
+    The signed string is built from names as received, unencoded, so a name like
+    ``response=json&signatureversion`` would sign the same as two real parameters while
+    the server sees neither; and of two ``apiKey``/``apikey`` only one is used.
+    """
+    seen: set[str] = set()
+    for name, _value in params:
+        lowered = name.lower()
+        if not _PLAIN_NAME.match(name) or lowered in seen:
+            raise Unauthorized()
+        seen.add(lowered)
 
 
 def verify_signature(session: Session, master_key: MasterKey, params: list[tuple[str, str]]) -> User:
@@ -103,12 +126,16 @@ def new_session(session: Session, user: User) -> tuple[str, str]:
     return session_key, jsessionid
 
 
-def session_user(session: Session, keys: list[str]) -> User:
-    """The user of a live session. Every key presented (parameter, cookie) must be the same."""
-    present = [k for k in keys if k]
-    if not present or any(not hmac.compare_digest(k.encode(), present[0].encode()) for k in present):
+def session_user(session: Session, param_key: str, cookie_key: str) -> tuple[User, int | None]:
+    """The user of a live session, and the id of its session row when ``last_access`` is due a refresh
+    that this (read-only) transaction could not write; the caller then calls :func:`touch_session`.
+
+    The key must come as the ``sessionkey`` parameter: a cookie alone is what a cross-site request
+    carries, so it never authorises anything. A cookie, when sent too, must be the same key.
+    """
+    if not param_key or (cookie_key and not hmac.compare_digest(param_key.encode(), cookie_key.encode())):
         raise Unauthorized("unable to verify user credentials")
-    row = session.scalars(select(ApiSession).where(ApiSession.session_key_hash == _digest(present[0]),
+    row = session.scalars(select(ApiSession).where(ApiSession.session_key_hash == _digest(param_key),
                                                    ApiSession.removed.is_(None))).first()
     now = utcnow()
     if row is None or row.last_access < now - timedelta(seconds=SESSION_TIMEOUT_SEC):
@@ -116,9 +143,18 @@ def session_user(session: Session, keys: list[str]) -> User:
     user = session.get(User, row.user_id)
     if user is None or user.removed or user.state != "enabled" or user.account.state != "enabled":
         raise Unauthorized("unable to verify user credentials")
-    if (now - row.last_access).total_seconds() > 30 and not in_readonly_transaction():  # keep writes rare
-        row.last_access = now
-    return user
+    if (now - row.last_access).total_seconds() <= SESSION_TOUCH_SEC:  # keep writes rare
+        return user, None
+    if in_readonly_transaction():
+        return user, row.id
+    row.last_access = now
+    return user, None
+
+
+def touch_session(session: Session, row_id: int) -> None:
+    """Record activity on a session (its idle timeout counts from here)."""
+    session.execute(update(ApiSession).where(ApiSession.id == row_id, ApiSession.removed.is_(None))
+                    .values(last_access=utcnow()))
 
 
 def end_session(session: Session, session_key: str | None) -> None:

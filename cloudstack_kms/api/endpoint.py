@@ -7,6 +7,7 @@ row (and, for create commands, its new object) before the commit, then wakes a w
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
@@ -59,6 +60,10 @@ def api(_rest: str | None = None) -> Response:
     for name, value in pairs:
         params.setdefault(name.lower(), value)
     fmt = "json" if params.get("response", "").lower() == "json" else "xml"
+    try:
+        auth.check_parameter_names(pairs)
+    except ApiError as err:
+        return respond_error("errorresponse", err, fmt)
     command = params.get("command", "")
     app_state = state()
     cls = app_state.registry.get(command)
@@ -73,15 +78,24 @@ def api(_rest: str | None = None) -> Response:
         return respond_error(name if err.code != 432 else "errorresponse", err, fmt)
 
 
+@dataclass
+class Caller:
+    user: User
+    signed: bool
+    #: A session row whose ``last_access`` is due and could not be written in a read-only transaction.
+    session_to_touch: int | None = None
+
+
 def authenticate(app_state: AppState, session: Session, pairs: list[tuple[str, str]],
-                 params: dict[str, str]) -> tuple[User, bool]:
-    """(user, signed): a signed request wins over a session, as clients never send both."""
+                 params: dict[str, str]) -> Caller:
+    """A signed request wins over a session, as clients never send both."""
     if "apikey" in params:
-        return auth.verify_signature(session, app_state.master_key, pairs), True
-    keys = [params.get("sessionkey", ""), request.cookies.get("sessionkey", "")]
-    if not any(keys):
+        return Caller(auth.verify_signature(session, app_state.master_key, pairs), True)
+    param_key, cookie_key = params.get("sessionkey", ""), request.cookies.get("sessionkey", "")
+    if not param_key and not cookie_key:
         raise Unauthorized()
-    return auth.session_user(session, keys), False
+    user, to_touch = auth.session_user(session, param_key, cookie_key)
+    return Caller(user, False, to_touch)
 
 
 def authorise(cls: type[Command] | None, command: str, user: User, signed: bool) -> type[Command]:
@@ -104,9 +118,11 @@ def dispatch(app_state: AppState, cls: type[Command] | None, command: str, pairs
              params: dict[str, str], fmt: str) -> Response:
     job_to_wake = False
     role: str | None = None
+    caller: Caller | None = None
     try:
         with app_state.db.transaction(readonly=bool(cls is not None and cls.read_only)) as session:
-            user, signed = authenticate(app_state, session, pairs, params)
+            caller = authenticate(app_state, session, pairs, params)
+            user, signed = caller.user, caller.signed
             # Read now: after a rollback the session's rows are expired and cannot load.
             role = user.account.role_type
             cls = authorise(cls, command, user, signed)
@@ -125,9 +141,22 @@ def dispatch(app_state: AppState, cls: type[Command] | None, command: str, pairs
     except Exception:  # noqa: BLE001 - the one place that turns bugs into a clean 530
         log.exception("command %s failed", command)
         raise CloudRuntimeError(GENERIC_INTERNAL_TEXT) from None
+    if caller is not None and caller.session_to_touch is not None:
+        touch_session(app_state, caller.session_to_touch)
     if job_to_wake and app_state.worker is not None:
         app_state.worker.wake()
     return respond(cls.response_name(), body, fmt)
+
+
+def touch_session(app_state: AppState, row_id: int) -> None:
+    """Refresh a session used by read-only calls, in a transaction of its own (at most every
+    ``SESSION_TOUCH_SEC``), so a UI that only browses and polls is not logged out. Best effort:
+    the answer is already computed and must not fail for this."""
+    try:
+        with app_state.db.transaction() as session:
+            auth.touch_session(session, row_id)
+    except Exception:  # noqa: BLE001
+        log.warning("could not record session activity", exc_info=False)
 
 
 def hide_internal(err: ApiError, role: str | None) -> ApiError:

@@ -60,13 +60,14 @@ def paged(session: Session, stmt: Select, args: dict[str, Any], order_by: Any) -
     return list(session.scalars(query).unique()), total
 
 
-def keyword_filter(stmt: Select, args: dict[str, Any], *columns: Any) -> Select:
-    keyword = args.get("keyword")
+def keyword_filter(stmt: Select, args: dict[str, Any], *columns: Any, param: str = "keyword") -> Select:
+    """Rows where any of ``columns`` contains the text of ``param``, literally: ``%`` and ``_``
+    in the text match themselves, not any characters."""
+    keyword = args.get(param)
     if not keyword:
         return stmt
     from sqlalchemy import or_
-    pattern = f"%{keyword}%"
-    return stmt.where(or_(*(c.like(pattern) for c in columns)))
+    return stmt.where(or_(*(c.contains(keyword, autoescape=True) for c in columns)))
 
 
 def render_list(rows: list[Any], view: Callable[[Any], dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,15 +1,20 @@
 """``login`` and ``logout``: username/password sessions, as the web UI and CloudMonkey use them."""
 from __future__ import annotations
 
+import functools
+import hmac
+import secrets
+
 from flask import Response, request
 from sqlalchemy import select
 
 from ..app_state import AppState
 from ..models import Account, Domain, User
-from ..security.passwords import verify_password
+from ..security.passwords import hash_password, verify_password
 from ..services import events
 from . import auth
 from .errors import ACCOUNT_ERROR, ApiError, Unauthorized
+from .login_throttle import LoginThrottle
 from .render import prune, respond, respond_error
 
 COOKIE_PATH = "/client"
@@ -42,6 +47,12 @@ def _find_domain(session, params: dict[str, str]) -> Domain:
     return domain
 
 
+@functools.lru_cache(maxsize=1)
+def _stand_in_hash() -> str:
+    """A hash of a random password, verified when there is no real one to verify."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
 def login(state: AppState, params: dict[str, str], fmt: str) -> Response:
     if request.method != "POST":
         return Response("Please use HTTP POST to authenticate using this API", status=405, content_type="text/plain")
@@ -51,15 +62,25 @@ def login(state: AppState, params: dict[str, str], fmt: str) -> Response:
         # As upstream, a login first ends the session the browser already has.
         with state.db.transaction() as session:
             auth.end_session(session, previous)
+    throttle: LoginThrottle = state.services.setdefault("login_throttle", LoginThrottle())
+    address = request.remote_addr or ""
     try:
         with state.db.transaction() as session:
             domain = _find_domain(session, params)
+            user_key = f"{domain.id}/{username.lower()}"
             user = session.scalars(
                 select(User).join(Account, User.account_id == Account.id)
                 .where(User.username == username, User.removed.is_(None), Account.domain_id == domain.id)).first()
-            if (user is None or not password or user.state != "enabled" or user.account.state != "enabled"
-                    or not verify_password(user.password, password)):
+            # The password hash is always computed (against a stand-in when there is no such user
+            # or the caller is throttled), so the answer takes as long whoever is asked about.
+            blocked = throttle.blocked(user_key, address)
+            checked = verify_password(user.password if user is not None and not blocked else _stand_in_hash(),
+                                      password or " ")
+            if (blocked or not checked or user is None or not password or user.state != "enabled"
+                    or user.account.state != "enabled"):
+                throttle.failed(user_key, address)
                 raise _login_failed(username, str(domain.id))
+            throttle.succeeded(user_key, address)
             session_key, jsessionid = auth.new_session(session, user)
             account = user.account
             events.record(session, event_type="USER.LOGIN", description=f"user has logged in from IP Address "
@@ -74,15 +95,21 @@ def login(state: AppState, params: dict[str, str], fmt: str) -> Response:
     except ApiError as err:
         return respond_error("loginresponse", err, fmt)
     resp = respond("loginresponse", prune(body), fmt)  # no nulls (timezone), as upstream
-    resp.set_cookie("JSESSIONID", jsessionid, path=COOKIE_PATH, httponly=True, samesite="Lax")
-    resp.set_cookie("sessionkey", session_key, path=COOKIE_PATH, httponly=True, samesite="Lax")
+    # HttpOnly: no script reads them (the UI keeps the key from the body). SameSite=Lax: not sent
+    # on cross-site subrequests. Neither authorises a call alone: the ``sessionkey`` parameter must.
+    secure = state.settings.secure_cookies or request.is_secure
+    for name, value in (("JSESSIONID", jsessionid), ("sessionkey", session_key)):
+        resp.set_cookie(name, value, path=COOKIE_PATH, httponly=True, samesite="Lax", secure=secure)
     return resp
 
 
 def logout(state: AppState, params: dict[str, str], fmt: str) -> Response:
-    key = params.get("sessionkey") or request.cookies.get("sessionkey")
-    with state.db.transaction() as session:
-        auth.end_session(session, key)
+    # Only the ``sessionkey`` parameter ends a session: a cross-site request carries the cookie alone.
+    key = params.get("sessionkey")
+    cookie = request.cookies.get("sessionkey")
+    if key and (not cookie or hmac.compare_digest(key.encode(), cookie.encode())):
+        with state.db.transaction() as session:
+            auth.end_session(session, key)
     resp = respond("logoutresponse", {"description": "success"}, fmt)
     for name in request.cookies:
         resp.set_cookie(name, "", max_age=0, path=COOKIE_PATH)

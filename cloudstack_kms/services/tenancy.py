@@ -55,8 +55,9 @@ from ..models import Account, Domain, Role, User
 from ..models.base import new_uuid, utcnow
 from ..models.tenancy import (ACCOUNT_TYPE_ADMIN, ACCOUNT_TYPE_DOMAIN_ADMIN, ACCOUNT_TYPE_RESOURCE_ADMIN,
                               ACCOUNT_TYPE_USER, DEFAULT_ROLE_ID_BY_ACCOUNT_TYPE, ROLE_ADMIN,
-                              ROLE_DOMAIN_ADMIN, ROLE_RESOURCE_ADMIN, ROLE_TYPE_BY_ACCOUNT_TYPE, ROLE_USER)
+                              ROLE_TYPE_BY_ACCOUNT_TYPE)
 from ..security.passwords import hash_password
+from .access import check_may_act_on, role_rank
 
 ROOT_DOMAIN_ID = 1
 SYSTEM_ACCOUNT_ID = 1
@@ -73,8 +74,6 @@ DOMAIN_DELETE_CHECKS: list[Callable[[Session, Domain], None]] = []
 #: Hooks run for each domain as it is removed, after its accounts are removed.
 DOMAIN_DELETE_HOOKS: list[Callable[[Session, Domain], None]] = []
 
-# CloudStack's RoleType ids: a smaller number is a more powerful role type.
-_ROLE_RANK = {ROLE_ADMIN: 1, ROLE_RESOURCE_ADMIN: 2, ROLE_DOMAIN_ADMIN: 4, ROLE_USER: 8}
 ACCOUNT_TYPE_BY_ROLE_TYPE = {role: account_type for account_type, role in ROLE_TYPE_BY_ACCOUNT_TYPE.items()}
 ACCOUNT_TYPES = (ACCOUNT_TYPE_USER, ACCOUNT_TYPE_ADMIN, ACCOUNT_TYPE_DOMAIN_ADMIN, ACCOUNT_TYPE_RESOURCE_ADMIN)
 _ACCOUNT_TYPE_NAMES = {ACCOUNT_TYPE_USER: "NORMAL", ACCOUNT_TYPE_ADMIN: "ADMIN",
@@ -89,10 +88,6 @@ EMPTY_PASSWORD_TEXT = "Empty passwords are not allowed"
 
 
 # ------------------------------------------------------------------ small helpers
-def role_rank(role_type: str) -> int:
-    return _ROLE_RANK.get(role_type, 100)
-
-
 def domain_label(domain: Domain) -> str:
     """How texts name a domain: its path and uuid, never the numeric id."""
     return f"{domain.display_path} ({domain.uuid})"
@@ -124,7 +119,9 @@ def _lock_domain(session: Session, domain: Domain) -> None:
 
 def check_role_rank(caller: Account | None, target_role_type: str, target_name: str | None,
                     target_uuid: str | None) -> None:
-    """Nobody acts on an account whose role type is above its own (root admin and system excepted)."""
+    """Nobody creates an account (or a user of one) whose role type is above its own; root admin and
+    system excepted. Acting on an existing account is stricter (strictly lower role, see
+    :func:`cloudstack_kms.services.access.may_act_on`), and the commands check that first."""
     if caller is None or caller.role_type == ROLE_ADMIN:
         return
     if role_rank(caller.role_type) > role_rank(target_role_type):
@@ -208,6 +205,18 @@ def check_domain_deletable(domain: Domain) -> None:
         raise PermissionDenied("Can't delete ROOT domain")
 
 
+def check_may_remove_domain(session: Session, caller: Account | None, domain: Domain, doomed: list[Domain]) -> None:
+    """Removing a domain removes its accounts: a caller who may not act on one of them (a peer
+    domain admin, say) may not remove the domain either; nor the domain it belongs to itself."""
+    if caller is None or caller.role_type == ROLE_ADMIN:
+        return
+    if domain.id == caller.domain_id:
+        raise PermissionDenied(f"Account {caller.account_name} cannot delete its own domain id={domain.uuid}")
+    for each in doomed:
+        for account in live_accounts(session, each):
+            check_may_act_on(caller, account)
+
+
 def delete_domain(session: Session, domain: Domain, *, cleanup: bool, caller: Account | None = None) -> None:
     """Remove ``domain``; with ``cleanup`` also every sub-domain and account under it.
 
@@ -229,6 +238,7 @@ def delete_domain(session: Session, domain: Domain, *, cleanup: bool, caller: Ac
         doomed = [domain]
     else:
         doomed = subtree(session, domain)
+    check_may_remove_domain(session, caller, domain, doomed)
     for check in DOMAIN_DELETE_CHECKS:
         for each in doomed:
             check(session, each)
