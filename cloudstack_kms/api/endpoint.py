@@ -73,6 +73,8 @@ def api(_rest: str | None = None) -> Response:
         return login_flow.logout(app_state, params, fmt)
     name = cls.response_name() if cls else "errorresponse"
     try:
+        if cls is not None and not cls.requires_auth and not _credentials_given(params):
+            return dispatch_public(app_state, cls, params, fmt)
         return dispatch(app_state, cls, command, pairs, params, fmt)
     except ApiError as err:
         return respond_error(name if err.code != 432 else "errorresponse", err, fmt)
@@ -84,6 +86,26 @@ class Caller:
     signed: bool
     #: A session row whose ``last_access`` is due and could not be written in a read-only transaction.
     session_to_touch: int | None = None
+
+
+def _credentials_given(params: dict[str, str]) -> bool:
+    return bool(params.get("apikey") or params.get("sessionkey"))
+
+
+def dispatch_public(app_state: AppState, cls: type[Command], params: dict[str, str], fmt: str) -> Response:
+    """The few commands the login page calls before anyone has logged in (``requires_auth`` False).
+    They run with no caller and must not reveal anything a stranger may not know."""
+    try:
+        with app_state.db.transaction(readonly=True) as session:
+            ctx = CallContext(session=session, user=None, account=None, state=app_state)  # type: ignore[arg-type]
+            result = cls(ctx, parse_args(cls, params, session)).execute()
+            body = result_body(result, None)
+    except ApiError:
+        raise  # answered by the caller
+    except Exception:  # noqa: BLE001
+        log.exception("command %s failed", cls.api_name)
+        raise CloudRuntimeError(GENERIC_INTERNAL_TEXT) from None
+    return respond(cls.response_name(), body, fmt)
 
 
 def authenticate(app_state: AppState, session: Session, pairs: list[tuple[str, str]],

@@ -4,6 +4,8 @@ from __future__ import annotations
 import functools
 import hmac
 import secrets
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Response, request
 from sqlalchemy import select
@@ -53,6 +55,18 @@ def _stand_in_hash() -> str:
     return hash_password(secrets.token_urlsafe(16))
 
 
+def timezone_offset(name: str | None) -> str:
+    """Hours east of UTC as upstream prints a double (``"0.0"``, ``"5.5"``, ``"-8.0"``); the UI
+    needs the field even for a user without a time zone."""
+    if not name:
+        return "0.0"
+    try:
+        offset = datetime.now(ZoneInfo(name)).utcoffset()
+    except (ZoneInfoNotFoundError, ValueError):
+        return "0.0"
+    return str((offset.total_seconds() if offset else 0) / 3600)
+
+
 def login(state: AppState, params: dict[str, str], fmt: str) -> Response:
     if request.method != "POST":
         return Response("Please use HTTP POST to authenticate using this API", status=405, content_type="text/plain")
@@ -89,7 +103,8 @@ def login(state: AppState, params: dict[str, str], fmt: str) -> Response:
                 "username": user.username, "userid": user.uuid, "domainid": account.domain.uuid,
                 "timeout": auth.SESSION_TIMEOUT_SEC, "account": account.account_name,
                 "firstname": user.firstname, "lastname": user.lastname, "type": str(account.type),
-                "timezone": user.timezone, "registered": "false", "sessionkey": session_key,
+                "timezone": user.timezone, "timezoneoffset": timezone_offset(user.timezone),
+                "registered": "false", "sessionkey": session_key,
                 "is2faenabled": "false", "is2faverified": "true", "issuerfor2fa": "CloudStack",
             }
     except ApiError as err:
