@@ -63,10 +63,12 @@ class KmsEnv:
 
 
 class ServerProcess:
-    def __init__(self, kms: KmsEnv, port: int | None = None, workers: int = 1, log_path: Path | None = None) -> None:
+    def __init__(self, kms: KmsEnv, port: int | None = None, workers: int = 1, log_path: Path | None = None,
+                 ui_dir: Path | None = None) -> None:
         self.kms = kms
         self.port = port or free_port()
         self.workers = workers
+        self.ui_dir = ui_dir
         self.log_path = log_path or kms.data_dir / f"server-{self.port}.log"
         self.proc: subprocess.Popen | None = None
 
@@ -74,11 +76,16 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/client/api"
 
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def start(self, timeout: float = 30.0) -> "ServerProcess":
         with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "cloudstack_kms.cli", "serve", "--host", "127.0.0.1", "--port",
-                 str(self.port), "--workers", str(self.workers)], env=self.kms.env, stdout=log,
+                 str(self.port), "--workers", str(self.workers),
+                 *(["--ui-dir", str(self.ui_dir)] if self.ui_dir else [])], env=self.kms.env, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
