@@ -185,3 +185,11 @@ def test_listapis_in_a_session(server, user_tenant):
     assert resp.status_code == 200
     jsonschema.validate(resp.json(), LISTAPIS_SCHEMA)
     assert re.fullmatch(r"\{.*\}", resp.text.strip())
+
+
+def test_no_command_offers_projects():
+    """Projects are not built: no command declares ``projectid`` (so neither the UI nor cmk offers it),
+    and listCapabilities does not invite users to create projects."""
+    from cloudstack_kms.api.command import Registry
+    offering = [cls.api_name for cls in Registry.discover(extra=[]) if "projectid" in cls.param_fields()]
+    assert offering == []

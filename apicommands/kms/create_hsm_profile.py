@@ -53,7 +53,6 @@ class CreateHSMProfile(Command):
         domainid = p.uuid("the domain of the profile; without account, a profile shared with that domain",
                           entity=Domain, related="listDomains")
         account = p.string("the account owning the profile (with domainid)")
-        projectid = p.uuid("the project owning the profile", related="listProjects")
         ispublic = p.boolean("true for a public profile every account may use (root admins only)")
         system = p.boolean("the published admin guide's name for ispublic")
         vendorname = p.string("the vendor name of the HSM", length=64)

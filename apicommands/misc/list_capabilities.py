@@ -54,7 +54,7 @@ class ListCapabilities(Command):
         return ObjectResult(CapabilityResponse, {
             "securitygroupsenabled": False, "dynamicrolesenabled": True, "cloudstackversion": CLOUDSTACK_VERSION,
             "userpublictemplateenabled": True, "supportELB": "false", "projectinviterequired": False,
-            "allowusercreateprojects": True, "customdiskofferingminsize": 1, "customdiskofferingmaxsize": 1024,
+            "allowusercreateprojects": False, "customdiskofferingminsize": 1, "customdiskofferingmaxsize": 1024,
             "regionsecondaryenabled": False, "apilimitinterval": 1, "apilimitmax": 0, "kvmsnapshotenabled": True,
             "allowuserviewdestroyedvm": False, "allowuserexpungerecovervm": False,
             "allowuserexpungerecovervolume": True, "allowuserviewalldomainaccounts": False,

@@ -179,7 +179,6 @@ class _ListOwnedParams(_ListParams):
     listall = p.boolean("If set to false, list only resources belonging to the command's caller; "
                         "if set to true - list resources that the caller is authorized to see. "
                         "Default value is false")
-    projectid = p.string("list objects by project; if projectid=-1 lists All VMs", related="listProjects")
 
 
 class ListOwnedCommand(ListCommand):
