@@ -10,6 +10,9 @@ from pathlib import Path
 
 from .config import Settings, default_data_dir
 
+#: The longest request line served (gunicorn refuses longer ones with 400 before any code runs).
+MAX_REQUEST_LINE = 8190
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cloudstack-kms", description=__doc__)
@@ -28,9 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     keys = user.add_parser("keys", help="print the user's API keys as one JSON line, registering them if needed")
     keys.add_argument("username")
     keys.add_argument("--domain", default="/", help="domain path, e.g. /child/ (default ROOT)")
-    passwd = user.add_parser("passwd", help="set a user's password")
+    # No --password: an argument is visible to every local user (ps, /proc) and lands in shell
+    # history. The password is asked twice on a terminal, else read from standard input.
+    passwd = user.add_parser("passwd", help="set a user's password (prompted on a terminal, else the first "
+                             "line of standard input)")
     passwd.add_argument("username")
-    passwd.add_argument("--password", required=True)
     passwd.add_argument("--domain", default="/")
 
     for name, help_text in (("serve", "serve the API"), ("quickstart", "init, print credentials, serve")):
@@ -40,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
         serve.add_argument("--workers", type=int, default=1, help="server processes")
         serve.add_argument("--threads", type=int, default=8, help="request threads per process")
         serve.add_argument("--ui-dir", default=None, help="a CloudStack web UI build (dist) to serve at /client/")
+        serve.add_argument("--secure-cookies", action="store_true",
+                           help="mark session cookies Secure (clients reach this server over HTTPS, e.g. through "
+                           "a TLS-terminating proxy); also $KMS_SECURE_COOKIES=true")
+        serve.add_argument("--pkcs11-library", action="append", default=None, metavar="PATH",
+                           help="a PKCS#11 module HSM profiles may load (repeat for several); replaces "
+                           "$KMS_PKCS11_LIBRARIES and the default (SoftHSM2's standard paths)")
     return parser
 
 
@@ -111,6 +122,20 @@ def user_passwd(settings: Settings, username: str, password: str, domain: str) -
         database.dispose()
 
 
+def read_new_password() -> str:
+    """The new password: asked twice on a terminal, else the first line of standard input."""
+    import getpass
+    if sys.stdin.isatty():
+        password = getpass.getpass("New password: ")
+        if getpass.getpass("Retype new password: ") != password:
+            raise SystemExit("passwords do not match")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise SystemExit("empty password")
+    return password
+
+
 def _domain_path(domain: str) -> str:
     path = domain if domain.startswith("/") else "/" + domain
     return path if path.endswith("/") else path + "/"
@@ -146,7 +171,9 @@ def serve(settings: Settings, host: str, port: int, workers: int, threads: int, 
             self.cfg.set("workers", workers)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", threads)
-            self.cfg.set("limit_request_line", 0)  # clients put everything in the query string
+            # Clients put everything in the query string, so allow gunicorn's largest request line
+            # (8190 bytes), not an unbounded one; longer requests must be POSTed as a form.
+            self.cfg.set("limit_request_line", MAX_REQUEST_LINE)
             self.cfg.set("accesslog", "-")
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("timeout", 120)
@@ -179,12 +206,17 @@ def main(argv: list[str] | None = None) -> None:
     from .logging_setup import install_redaction
     install_redaction()
     settings = settings_from(args)
+    if getattr(args, "secure_cookies", False):
+        settings.secure_cookies = True
+    if getattr(args, "pkcs11_library", None):
+        # The providers read the allow-list from the environment, which gunicorn's workers inherit.
+        os.environ["KMS_PKCS11_LIBRARIES"] = os.pathsep.join(args.pkcs11_library)
     if args.area == "db":
         db_init(settings)
     elif args.area == "user" and args.action == "keys":
         print(json.dumps(user_keys(settings, args.username, args.domain)))
     elif args.area == "user" and args.action == "passwd":
-        user_passwd(settings, args.username, args.password, args.domain)
+        user_passwd(settings, args.username, read_new_password(), args.domain)
         print("password updated")
     elif args.area == "serve":
         serve(settings, args.host, args.port, args.workers, args.threads, args.ui_dir)

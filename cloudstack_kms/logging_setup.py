@@ -2,7 +2,8 @@
 
 GET requests carry parameters such as ``password``, ``details[0].pin`` or ``signature``
 in the query string, which WSGI servers log verbatim. A log-record factory rewrites each
-message once, at creation, so no handler or logger can forget to redact.
+message once, at creation, so no handler or logger can forget to redact. Tracebacks too:
+an exception's text may quote a request or a profile's details.
 """
 from __future__ import annotations
 
@@ -15,13 +16,16 @@ MASK = "*****"
 _SENSITIVE_NAME = (r"(?:[\w.\[\]%]*?(?:password|passwd|secret|passphrase|private_key|privatekey|signature|"
                    r"sessionkey|pin)\b[\w.\[\]%]*|details(?:\[|%5b)[^=&\s]*)")
 _PAIR = re.compile(r"(?i)(?<![\w])(" + _SENSITIVE_NAME + r")=([^&\s\"']*)")
-_JSON_PAIR = re.compile(r"(?i)(\"(?:password|secretkey|secret_key|pin|passphrase|sessionkey)\"\s*:\s*)\"[^\"]*\"")
+# JSON, and Python reprs (single quotes) as exception texts show dicts.
+_JSON_PAIR = re.compile(r"(?i)(([\"'])(?:password|secretkey|secret_key|pin|passphrase|sessionkey)\2\s*:\s*)"
+                        r"([\"'])(?:(?!\3).)*\3")
+_FORMATTER = logging.Formatter()
 _installed = False
 
 
 def redact(text: str) -> str:
     text = _PAIR.sub(lambda m: f"{m.group(1)}={MASK}", text)
-    return _JSON_PAIR.sub(lambda m: f'{m.group(1)}"{MASK}"', text)
+    return _JSON_PAIR.sub(lambda m: f"{m.group(1)}{m.group(3)}{MASK}{m.group(3)}", text)
 
 
 def install_redaction() -> None:
@@ -32,6 +36,12 @@ def install_redaction() -> None:
 
     def factory(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         record = previous(*args, **kwargs)
+        if record.exc_info and not record.exc_text:
+            # Handlers format tracebacks later, from exc_info, unless exc_text is already set
+            # (logging.Formatter.format): set it now, formatted and redacted.
+            record.exc_text = redact(_FORMATTER.formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a bad format string must not lose the record

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from cloudstack_kms.storage import qemu
 from tests.support.client import Client
-from tests.support.softhsm import SoftHsm
+from tests.support.softhsm import MODULE, SoftHsm
 from tests.support.softhsm import available as softhsm_available
 from tests.support.server import KmsEnv, ServerProcess, extra_commands_env
 
@@ -20,6 +21,21 @@ MYSQL_URL = os.environ.get("KMS_TEST_MYSQL_URL", "")  # e.g. mysql+mysqldb://roo
 # server processes started by tests inherit it through the environment.
 _SOFTHSM = SoftHsm(Path(tempfile.mkdtemp(prefix="kms-softhsm-"))).setup()
 os.environ["SOFTHSM2_CONF"] = str(_SOFTHSM.conf)
+# Servers load only allow-listed PKCS#11 modules; the one the tests use (KMS_TEST_PKCS11_MODULE
+# may point elsewhere than the defaults) must be on it, for this process and the servers.
+os.environ.setdefault("KMS_PKCS11_LIBRARIES", MODULE)
+
+
+def _required(flag: str) -> bool:
+    """CI (``CI=true``) and ``tools/test.sh`` (``KMS_REQUIRE_HSM``/``KMS_REQUIRE_QEMU``) want a
+    missing SoftHSM2 or qemu to fail the run: a skipped test there would pass unnoticed."""
+    return os.environ.get(flag, "") not in ("", "0") or os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+#: Why SoftHSM2/qemu tests would skip, where skipping is forbidden (the reasons pytest reports).
+_FORBIDDEN_SKIPS = [reason for flag, reason in (("KMS_REQUIRE_HSM", softhsm_available()),
+                                                 ("KMS_REQUIRE_QEMU", qemu.available()))
+                    if reason and _required(flag)]
 
 
 @pytest.fixture(scope="session")
@@ -138,9 +154,16 @@ def pytest_sessionstart(session):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """On the MariaDB run, a skipped database test is a failure, not a pass."""
+    """On the MariaDB run, a skipped database test is a failure, not a pass; so is a test
+    skipped for want of SoftHSM2 or qemu where they are required (see ``_required``)."""
     outcome = yield
     report = outcome.get_result()
     if os.environ.get("KMS_REQUIRE_MYSQL") and report.skipped and item.get_closest_marker("mysql") is not None:
         report.outcome = "failed"
         report.longrepr = f"{item.nodeid} was skipped on the MariaDB run"
+    if report.skipped and _FORBIDDEN_SKIPS:
+        why = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        missing = [reason for reason in _FORBIDDEN_SKIPS if reason in why]
+        if missing:
+            report.outcome = "failed"
+            report.longrepr = f"{item.nodeid} would be skipped ({missing[0]}), but CI/KMS_REQUIRE_* require it to run"

@@ -5,6 +5,8 @@ import base64
 import hashlib
 import hmac
 import secrets
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
@@ -114,7 +116,7 @@ def test_login_with_query_string_parameters(server, kms_env):
     assert resp.json()["loginresponse"]["sessionkey"]
 
 
-def test_session_key_parameter_cookie_or_both(server, kms_env):
+def test_session_key_parameter_with_or_without_cookie(server, kms_env):
     http = requests.Session()
     key = login(server.url, "admin", kms_env.admin_password, http).json()["loginresponse"]["sessionkey"]
     query = {"command": "listZones", "response": "json"}
@@ -123,14 +125,42 @@ def test_session_key_parameter_cookie_or_both(server, kms_env):
     assert both.status_code == 200, both.text
     assert "zone1" in {z["name"] for z in both.json()["listzonesresponse"]["zone"]}
 
-    cookie_only = http.get(server.url, params=query, timeout=30)
-    assert cookie_only.status_code == 200, cookie_only.text
-
     param_only = requests.get(server.url, params={**query, "sessionkey": key}, timeout=30)
     assert param_only.status_code == 200, param_only.text
 
     post_form = requests.post(server.url, data={**query, "sessionkey": key}, timeout=30)
     assert post_form.status_code == 200, post_form.text
+
+
+def test_cookie_alone_authorises_nothing(server, kms_env):
+    """CSRF: a cross-site request carries the browser's cookies but cannot know the session key."""
+    http = requests.Session()
+    key = login(server.url, "admin", kms_env.admin_password, http).json()["loginresponse"]["sessionkey"]
+    name = f"csrf-{secrets.token_hex(4)}"
+    for method in ("GET", "POST"):
+        forged = http.request(method, server.url, params={"command": "createDomain", "name": name,
+                                                          "response": "json"}, timeout=30)
+        assert forged.status_code == 401, forged.text
+        assert forged.json()["createdomainresponse"]["errortext"] == SESSION_TEXT
+    reads = http.get(server.url, params={"command": "listZones", "response": "json"}, timeout=30)
+    assert reads.status_code == 401
+    # nothing was created, and the session itself still works with its key
+    listed = http.get(server.url, params={"command": "listDomains", "name": name, "listall": "true",
+                                          "response": "json", "sessionkey": key}, timeout=30)
+    assert listed.status_code == 200 and "domain" not in listed.json()["listdomainsresponse"]
+    # a cross-site logout by cookie alone does not end the session either
+    http.get(server.url, params={"command": "logout", "response": "json"}, timeout=30)
+    still = requests.get(server.url, params={"command": "listZones", "response": "json", "sessionkey": key},
+                         timeout=30)
+    assert still.status_code == 200, still.text
+
+
+def test_session_cookies_are_httponly_and_samesite(server, kms_env):
+    resp = login(server.url, "admin", kms_env.admin_password)
+    for name, header in cookie_headers(resp).items():
+        attrs = [a.strip().lower() for a in header.split(";")]
+        assert "httponly" in attrs and "samesite=lax" in attrs, header
+        assert "secure" not in attrs, header  # plain HTTP here and no --secure-cookies
 
 
 def test_session_key_mismatch_refused(server, kms_env):
@@ -355,12 +385,19 @@ def test_disabled_user_session_refused(kms_env, server, admin):
 
 
 # ------------------------------------------------------------------ CLI
+def _passwd(kms, username: str, stdin: str) -> subprocess.CompletedProcess:
+    """``user passwd`` with the password on standard input (it is never a command-line argument)."""
+    return subprocess.run([sys.executable, "-m", "cloudstack_kms.cli", "user", "passwd", username], input=stdin,
+                          env=kms.env, capture_output=True, text=True, timeout=300, check=False)
+
+
 def test_cli_passwd_then_login(ext_env, ext_server):
     """``cloudstack-kms user passwd`` changes the password a running server checks (on the
     database of the test-command server, whose tests never log in as admin)."""
     old, new = ext_env.admin_password, f"N3w-{secrets.token_hex(6)}!"
     assert login(ext_server.url, "admin", old).status_code == 200
-    out = ext_env.cli("user", "passwd", "admin", "--password", new)
+    out = _passwd(ext_env, "admin", new + "\n")
+    assert out.returncode == 0, out.stderr
     ext_env.admin_password = new
     assert "password updated" in out.stdout
     assert new not in out.stdout + out.stderr
@@ -368,7 +405,7 @@ def test_cli_passwd_then_login(ext_env, ext_server):
     assert resp.status_code == 200, resp.text
     assert resp.json()["loginresponse"]["type"] == "1"
     assert login(ext_server.url, "admin", old).status_code == 531
-    missing = ext_env.cli("user", "passwd", "nobody", "--password", "x", check=False)
+    missing = _passwd(ext_env, "nobody", "x\n")
     assert missing.returncode != 0 and "no user nobody" in missing.stderr
 
 

@@ -157,3 +157,28 @@ def test_unknown_users_answer_as_slowly_as_known_ones(server, admin):
     unknown_times = [timed(unique("nobody")) for _ in range(4)]
     # Verifying an Argon2 hash costs tens of milliseconds; skipping it would answer several times faster.
     assert statistics.median(unknown_times) > 0.6 * statistics.median(known_times), (known_times, unknown_times)
+
+
+# ------------------------------------------------------------------ transport
+def test_request_line_is_bounded(server, admin):
+    """A request line past 8 KiB is refused by the HTTP layer (before any code runs); the same
+    parameters sent as a POST form, as clients do for long requests, are served."""
+    name = "x" * 20_000
+    resp = requests.get(server.url, params={"command": "listZones", "response": "json", "name": name}, timeout=30)
+    assert resp.status_code in (400, 414), resp.status_code
+    assert admin.request("listZones", method="POST", name=name).status in (200, 431)
+    assert admin.request("listZones").status == 200
+
+
+def test_secure_cookies_option(kms_env):
+    """``serve --secure-cookies`` (HTTPS behind a proxy): the session cookies get ``Secure``."""
+    from tests.support.server import ServerProcess
+    proc = ServerProcess(kms_env, extra_args=("--secure-cookies",)).start()
+    try:
+        resp = requests.post(proc.url, data={"command": "login", "username": "admin",
+                                             "password": kms_env.admin_password, "response": "json"}, timeout=30)
+        assert resp.status_code == 200, resp.text
+        headers = resp.raw.headers.getlist("Set-Cookie")
+        assert len(headers) == 2 and all("secure" in [a.strip().lower() for a in h.split(";")] for h in headers)
+    finally:
+        proc.stop()

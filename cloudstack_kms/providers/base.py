@@ -154,6 +154,21 @@ def unpack(blob: bytes) -> tuple[int, bytes]:
     return mechanism, bytes(blob[HEADER.size:])
 
 
+def random_buffer(size: int) -> bytearray:
+    """Random bytes read straight into a buffer the caller can zero (``os.urandom`` would leave
+    an immutable copy of the key in memory until it is reused)."""
+    buffer = bytearray(size)
+    try:
+        source = open("/dev/urandom", "rb", buffering=0)  # noqa: SIM115
+    except OSError:  # not a Unix system
+        return bytearray(os.urandom(size))
+    with source:
+        view = memoryview(buffer)
+        while view:
+            view = view[source.readinto(view):]
+    return buffer
+
+
 def zero(buffer: bytearray | None) -> None:
     """Overwrite a plaintext buffer once it is no longer needed."""
     if buffer is not None:
@@ -209,8 +224,12 @@ class KmsProvider(abc.ABC):
         """True when the KEK exists and can be used now."""
 
     @abc.abstractmethod
-    def wrap(self, profile: ProfileConfig, label: str, plaintext: bytes, context: WrapContext) -> bytes:
-        """Encrypt ``plaintext`` with the KEK, authenticated and bound to ``context``; return the blob."""
+    def wrap(self, profile: ProfileConfig, label: str, plaintext: bytes | bytearray, context: WrapContext) -> bytes:
+        """Encrypt ``plaintext`` with the KEK, authenticated and bound to ``context``; return the blob.
+
+        Callers pass their ``bytearray`` as is: a provider copies it to ``bytes`` only when its
+        library insists, since an immutable copy cannot be zeroed.
+        """
 
     @abc.abstractmethod
     def unwrap(self, profile: ProfileConfig, label: str, blob: bytes, context: WrapContext) -> bytearray:
@@ -227,9 +246,9 @@ class KmsProvider(abc.ABC):
         The default draws from the OS; an HSM provider may generate inside the token instead.
         """
         check_key_bits(key_bits)
-        dek = bytearray(os.urandom(key_bits // 8))
+        dek = random_buffer(key_bits // 8)
         try:
-            return dek, self.wrap(profile, label, bytes(dek), context)
+            return dek, self.wrap(profile, label, dek, context)
         except BaseException:
             zero(dek)
             raise
@@ -239,7 +258,7 @@ class KmsProvider(abc.ABC):
         """Re-encrypt a blob under another KEK of this provider; the plaintext never leaves memory."""
         plain = self.unwrap(profile, label, blob, context)
         try:
-            return self.wrap(new_profile, new_label, bytes(plain), new_context)
+            return self.wrap(new_profile, new_label, plain, new_context)
         finally:
             zero(plain)
 

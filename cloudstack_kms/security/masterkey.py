@@ -7,18 +7,38 @@ and column a value belongs to, so a ciphertext copied to another row fails to op
 from __future__ import annotations
 
 import base64
+import binascii
+import logging
 import os
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ..api.errors import CloudRuntimeError  # a leaf module (no imports): no cycle
+
+log = logging.getLogger(__name__)
 _FORMAT = b"v1"
 _PREFIX = "mk1:"
 
 
 class MasterKeyError(Exception):
     """The master key is missing, unreadable, or does not open a stored value."""
+
+
+class SealedValueError(MasterKeyError, CloudRuntimeError):
+    """A stored value does not open: the server has another master key, or the value was damaged.
+
+    Also a 530 API error, so every API path that meets one answers with this text instead of
+    the generic one; the dispatcher and the job worker show it to root admins only. The text
+    names the value by its sealing context (table, row, name), never its content.
+    """
+
+    def __init__(self, context: str) -> None:
+        self.context = context
+        text = (f"Sealed value {context} cannot be opened with this server's master key: "
+                "wrong master key file or corrupted value")
+        super().__init__(text)  # ApiError's: sets .text and the exception message
 
 
 class MasterKey:
@@ -64,13 +84,20 @@ class MasterKey:
         return _PREFIX + base64.b64encode(nonce + ct).decode()
 
     def open(self, sealed: str, context: str) -> bytes:
-        if not sealed or not sealed.startswith(_PREFIX):
-            raise MasterKeyError("stored value is not sealed by the master key")
-        blob = base64.b64decode(sealed[len(_PREFIX):])
+        """The plaintext of a value made by :meth:`seal` with the same context.
+
+        Anything else (another master key, another row's value, a damaged or missing value)
+        raises :class:`SealedValueError` and logs which value it was.
+        """
         try:
+            if not sealed or not sealed.startswith(_PREFIX):
+                raise ValueError("not sealed")
+            blob = base64.b64decode(sealed[len(_PREFIX):], validate=True)
             return self._aead.decrypt(blob[:12], blob[12:], _FORMAT + b"|" + context.encode())
-        except InvalidTag:
-            raise MasterKeyError("stored value does not open with this master key") from None
+        except (InvalidTag, ValueError, binascii.Error):  # short nonce, bad Base64, wrong key, wrong row
+            error = SealedValueError(context)
+            log.error("%s", error.text)
+            raise error from None
 
     def seal_text(self, text: str, context: str) -> str:
         return self.seal(text.encode(), context)

@@ -201,8 +201,9 @@ def test_validate_details_accepts(details):
     Pkcs11Provider().validate_details(details)
 
 
-def test_validate_details_does_not_connect(softhsm):
+def test_validate_details_does_not_connect(softhsm, monkeypatch):
     """Validation runs inside an API request: a library that does not exist is not loaded."""
+    monkeypatch.setenv("KMS_PKCS11_LIBRARIES", "/nonexistent/libnothing.so")  # allowed: only loading could fail
     Pkcs11Provider().validate_details({"library": "/nonexistent/libnothing.so", "token_label": "t"})
 
 

@@ -64,11 +64,12 @@ class KmsEnv:
 
 class ServerProcess:
     def __init__(self, kms: KmsEnv, port: int | None = None, workers: int = 1, log_path: Path | None = None,
-                 ui_dir: Path | None = None) -> None:
+                 ui_dir: Path | None = None, extra_args: tuple[str, ...] = ()) -> None:
         self.kms = kms
         self.port = port or free_port()
         self.workers = workers
         self.ui_dir = ui_dir
+        self.extra_args = extra_args
         self.log_path = log_path or kms.data_dir / f"server-{self.port}.log"
         self.proc: subprocess.Popen | None = None
 
@@ -85,7 +86,8 @@ class ServerProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "cloudstack_kms.cli", "serve", "--host", "127.0.0.1", "--port",
                  str(self.port), "--workers", str(self.workers),
-                 *(["--ui-dir", str(self.ui_dir)] if self.ui_dir else [])], env=self.kms.env, stdout=log,
+                 *(["--ui-dir", str(self.ui_dir)] if self.ui_dir else []), *self.extra_args], env=self.kms.env,
+                stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

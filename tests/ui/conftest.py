@@ -15,7 +15,7 @@ def ui_server(kms_env):
     """A second server on the run's main database, with ``--ui-dir``."""
     reason = unavailable()
     if reason:
-        if os.environ.get("KMS_REQUIRE_UI"):
+        if os.environ.get("KMS_REQUIRE_UI", "0") not in ("", "0") or os.environ.get("CI"):
             pytest.fail(f"the browser tests cannot run: {reason}")
         pytest.skip(reason)
     proc = ServerProcess(kms_env, ui_dir=UI_DIST).start()
