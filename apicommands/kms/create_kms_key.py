@@ -33,7 +33,6 @@ class CreateKMSKey(Command):
         account = p.string("the account owning the key; must be used with domainid")
         domainid = p.uuid("the domain of the owning account; must be used with account", entity=Domain,
                           related="listDomains")
-        projectid = p.uuid("the project owning the key", related="listProjects")
 
     def execute(self) -> ObjectResult:
         ctx, session = self.ctx, self.ctx.session

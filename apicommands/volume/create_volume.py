@@ -34,8 +34,6 @@ class CreateVolume(AsyncCreateCommand):
         domainid = p.uuid("the domain ID associated with the disk offering. If used with the account parameter "
                           "returns the disk volume associated with the account for the specified domain.",
                           entity=Domain, related="listDomains")
-        projectid = p.uuid("the project associated with the volume. Mutually exclusive with account parameter",
-                           related="listProjects")
         kmskeyid = p.uuid("the ID of the KMS key whose KEK wraps the volume's data encryption key; requires a disk "
                           "offering with encryption", since="4.23.0", related="listKMSKeys")
         displayvolume = p.boolean("an optional field, whether to display the volume to the end user or not.")

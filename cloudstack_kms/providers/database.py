@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Iterator
@@ -21,16 +22,16 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
+from ..config import kek_cache_limits
 from ..db import current_session
 from ..models.base import utcnow
 from ..models.kms import DatabaseKekObject
 from ..security.masterkey import MasterKeyError
 from .base import (MECH_AES_GCM, InvalidProviderParameter, KekNotFound, KeyAlreadyExists, KmsProvider,
-                   ProfileConfig, UnwrapError, WrapContext, check_key_bits, pack, unpack)
+                   ProfileConfig, UnwrapError, WrapContext, check_key_bits, pack, unpack, zero)
 from .context import ProviderContext
 
 _NONCE = 12
-_CACHE_SIZE = 4096
 
 
 class DatabaseProvider(KmsProvider):
@@ -41,8 +42,12 @@ class DatabaseProvider(KmsProvider):
     def __init__(self, context: ProviderContext) -> None:
         self.db = context.db
         self.master_key = context.master_key
-        # Opened KEKs, by label: opening means a master-key decryption and a query per use.
-        self._cache: OrderedDict[str, AESGCM] = OrderedDict()
+        # Opened KEKs, by label, with when they were opened: opening means a query and a
+        # master-key decryption per use. Each entry is a KEK in clear in memory (inside AESGCM,
+        # out of reach of zeroing), so the cache is small and an entry lives at most the TTL
+        # from its opening (expired ones are dropped at the provider's next KEK lookup).
+        self._cache: OrderedDict[str, tuple[float, AESGCM]] = OrderedDict()
+        self._cache_size, self._cache_ttl = kek_cache_limits()
         self._lock = threading.Lock()
 
     @contextmanager
@@ -58,15 +63,19 @@ class DatabaseProvider(KmsProvider):
     def _seal_context(label: str) -> str:
         return f"kms_database_kek_objects:{label}"
 
-    def create_kek(self, profile: ProfileConfig, label: str, key_bits: int) -> str:
+    def create_kek(self, profile: ProfileConfig, label: str, key_bits: int, adopt: bool = False) -> str:
+        """``adopt``: as for the pkcs11 provider, a KEK of the same size already under the caller's
+        own label (left by an earlier attempt of the same call) is used instead of refused."""
         check_key_bits(key_bits)
         if not label:
             raise InvalidProviderParameter("KEK label must not be empty")
         material = os.urandom(key_bits // 8)
         with self._session() as session:
-            exists = session.scalar(select(DatabaseKekObject.id).where(DatabaseKekObject.label == label,
-                                                                       DatabaseKekObject.removed.is_(None)))
+            exists = session.execute(select(DatabaseKekObject.id, DatabaseKekObject.key_bits).where(
+                DatabaseKekObject.label == label, DatabaseKekObject.removed.is_(None))).first()
             if exists:
+                if adopt and exists.key_bits == key_bits:
+                    return label
                 raise KeyAlreadyExists(f"KEK with label {label} already exists")
             sealed = self.master_key.seal(material, self._seal_context(label))
             session.add(DatabaseKekObject(label=label, object_id=label.encode()[:64], key_bits=key_bits,
@@ -85,12 +94,21 @@ class DatabaseProvider(KmsProvider):
             return session.scalar(select(DatabaseKekObject.id).where(
                 DatabaseKekObject.label == label, DatabaseKekObject.removed.is_(None))) is not None
 
+    def _prune(self, now: float) -> None:
+        """Drop expired entries, then the least recently used beyond the size; lock held."""
+        for label in [k for k, (opened, _) in self._cache.items() if now - opened >= self._cache_ttl]:
+            del self._cache[label]
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
     def _kek(self, label: str) -> AESGCM:
+        now = time.monotonic()
         with self._lock:
-            aead = self._cache.get(label)
-            if aead is not None:
+            self._prune(now)
+            entry = self._cache.get(label)
+            if entry is not None:
                 self._cache.move_to_end(label)
-                return aead
+                return entry[1]
         with self._session() as session:
             row = session.scalars(select(DatabaseKekObject).where(DatabaseKekObject.label == label,
                                                                   DatabaseKekObject.removed.is_(None))).first()
@@ -98,28 +116,36 @@ class DatabaseProvider(KmsProvider):
                 raise KekNotFound(label)
             try:
                 material = self.master_key.open(row.key_material.decode("ascii"), self._seal_context(label))
-            except MasterKeyError:
-                raise KekNotFound(f"{label} (stored material does not open with this server's master key)") from None
+            except MasterKeyError:  # logged by the master key, naming the row
+                raise KekNotFound(f"{label} (stored material does not open with this server's master key: "
+                                  "wrong master key file or corrupted value)") from None
             row.last_used = utcnow()
         aead = AESGCM(material)
+        del material  # our only reference to the clear bytes (immutable: they cannot be zeroed)
         with self._lock:
-            self._cache[label] = aead
-            if len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
+            self._cache[label] = (now, aead)
+            self._prune(now)
         return aead
 
     def wrap(self, profile: ProfileConfig, label: str, plaintext: bytes, context: WrapContext) -> bytes:
         nonce = os.urandom(_NONCE)
-        return pack(MECH_AES_GCM, nonce + self._kek(label).encrypt(nonce, bytes(plaintext), context.aad()))
+        # AESGCM takes a bytearray as is: no immutable (unzeroable) copy of the DEK.
+        return pack(MECH_AES_GCM, nonce + self._kek(label).encrypt(nonce, plaintext, context.aad()))
 
     def unwrap(self, profile: ProfileConfig, label: str, blob: bytes, context: WrapContext) -> bytearray:
         mechanism, payload = unpack(blob)
         if mechanism != MECH_AES_GCM or len(payload) < _NONCE + 16:
             raise UnwrapError()
         aead = self._kek(label)
+        plain = bytearray(len(payload) - _NONCE - 16)
         try:
-            return bytearray(aead.decrypt(payload[:_NONCE], payload[_NONCE:], context.aad()))
+            if hasattr(aead, "decrypt_into"):  # newer cryptography: straight into our buffer, no bytes copy
+                aead.decrypt_into(payload[:_NONCE], payload[_NONCE:], context.aad(), plain)
+            else:
+                plain[:] = aead.decrypt(payload[:_NONCE], payload[_NONCE:], context.aad())
+            return plain
         except InvalidTag:
+            zero(plain)  # decrypt_into leaves the unauthenticated plaintext there
             raise UnwrapError() from None
 
     def health_check(self, profile: ProfileConfig) -> bool:

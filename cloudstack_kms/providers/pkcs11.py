@@ -2,6 +2,9 @@
 
 Policy lives here; mechanism is python-pkcs11 calls only.
 
+* **Only allow-listed modules load.** A profile's ``library`` runs inside the process holding the
+  master key: it must be on the operator's list (:func:`cloudstack_kms.config.pkcs11_libraries`),
+  checked when the profile is validated and again before loading (:func:`library`).
 * **One lock per loaded library.** python-pkcs11 initialises modules with ``C_Initialize(NULL)``,
   which turns SoftHSM2's own locking off, and releases the GIL during calls: unserialised
   calls from several threads crash the process. Every call into a library holds its lock;
@@ -37,6 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TypeVar
 
+from ..config import pkcs11_libraries
 from .base import (FORMAT_VERSION, HEADER, MAGIC, MECH_AES_GCM, MECH_AES_KWP, AuthenticationFailed, ConnectionFailed,
                    InvalidProviderParameter, KekNotFound, KekOperationFailed, KeyAlreadyExists, KmsError, KmsProvider,
                    ProfileConfig, ProfileOption, ProviderNotInitialized, TransientError, UnwrapError, WrapContext,
@@ -159,7 +163,31 @@ _libraries: dict[str, _Library] = {}
 _libraries_lock = threading.Lock()
 
 
+def allowed_library(path: str) -> str | None:
+    """The allow-list entry (:func:`cloudstack_kms.config.pkcs11_libraries`) naming the same file
+    as ``path``, or None. Real paths are compared, so a symlink or ``..`` cannot smuggle another
+    file in; the entry as the operator wrote it is what gets loaded, so swapping a symlink the
+    caller controls after this check changes nothing."""
+    real = os.path.realpath(path)
+    return next((entry for entry in pkcs11_libraries() if os.path.realpath(entry) == real), None)
+
+
+def not_allowed_text(path: str) -> str:
+    return (f"PKCS#11 library {path} is not on this server's allow-list of PKCS#11 modules "
+            "(set by the operator with KMS_PKCS11_LIBRARIES or serve --pkcs11-library)")
+
+
 def library(path: str) -> _Library:
+    """The one :class:`_Library` of an allowed module, whatever spelling of its path is given.
+
+    Checked here as well as when a profile is created (defence in depth: the allow-list may
+    have shrunk since, or a row been edited in the database). One object per file also keeps
+    one lock per module when two profiles spell its path differently.
+    """
+    allowed = allowed_library(path) if path else None
+    if allowed is None:
+        raise ProviderNotInitialized(not_allowed_text(path))
+    path = allowed
     with _libraries_lock:
         lib = _libraries.get(path)
         if lib is None:
@@ -216,6 +244,9 @@ class _Connection:
     def connect(self) -> None:
         """Find the token, log in, open a first session and probe the mechanism."""
         details = self.profile.details
+        # python-pkcs11 logs in with a str PIN. It stays in the profile's details, as long as this
+        # connection may have to log in again (after a device reset); no other copy is kept (the
+        # login cache holds a salted digest).
         pin = details.get("pin")
         if not pin:
             raise InvalidProviderParameter("pin is required")
@@ -341,6 +372,22 @@ class _Connection:
         self.generation = -1
 
 
+def _is_our_kek(key: Any, key_bits: int) -> bool:
+    """Whether an existing key is one :meth:`Pkcs11Provider.create_kek` would make: AES of the
+    size asked, on the token, generated there (``LOCAL``) and never readable outside it
+    (``ALWAYS_SENSITIVE``, ``NEVER_EXTRACTABLE``: a key imported with a known value fails these),
+    and able to encrypt, decrypt, wrap and unwrap. Only such a key may be adopted."""
+    p11 = _p11()
+    a = p11.Attribute
+    wanted = {a.KEY_TYPE: p11.KeyType.AES, a.VALUE_LEN: key_bits // 8, a.TOKEN: True, a.PRIVATE: True,
+              a.SENSITIVE: True, a.EXTRACTABLE: False, a.ALWAYS_SENSITIVE: True, a.NEVER_EXTRACTABLE: True,
+              a.LOCAL: True, a.ENCRYPT: True, a.DECRYPT: True, a.WRAP: True, a.UNWRAP: True}
+    try:
+        return all(key[name] == value for name, value in wanted.items())
+    except (p11.exceptions.AttributeTypeInvalid, p11.exceptions.AttributeSensitive):
+        return False
+
+
 # ------------------------------------------------------------------ the provider
 class Pkcs11Provider(KmsProvider):
     name = "pkcs11"
@@ -389,6 +436,9 @@ class Pkcs11Provider(KmsProvider):
         mechanism = (details.get("wrap_mechanism") or "").lower()
         if mechanism not in ("", "gcm", "kwp"):
             raise InvalidProviderParameter("wrap_mechanism must be gcm or kwp")
+        # Last, so the other messages stay as upstream's. A path check only: nothing is loaded.
+        if allowed_library(details["library"]) is None:
+            raise InvalidProviderParameter(not_allowed_text(details["library"]))
 
     # -------------------------------------------------------------- plumbing
     def _connection(self, profile: ProfileConfig) -> _Connection:
@@ -484,7 +534,11 @@ class Pkcs11Provider(KmsProvider):
         return key
 
     # -------------------------------------------------------------- operations
-    def create_kek(self, profile: ProfileConfig, label: str, key_bits: int) -> str:
+    def create_kek(self, profile: ProfileConfig, label: str, key_bits: int, adopt: bool = False) -> str:
+        """``adopt``: the caller owns ``label`` (it names a key made by this very call), so a KEK
+        already under it was made by an earlier attempt whose call timed out and kept running in
+        the background; it is used, instead of failing with :class:`KeyAlreadyExists`, if it is
+        exactly what this method makes."""
         check_key_bits(key_bits)
         p11 = _p11()
         attr = p11.Attribute
@@ -492,6 +546,9 @@ class Pkcs11Provider(KmsProvider):
         def op(conn: _Connection, session: _Session) -> str:
             existing = list(session.handle.get_objects({attr.CLASS: p11.ObjectClass.SECRET_KEY, attr.LABEL: label}))
             if existing:
+                if adopt and len(existing) == 1 and _is_our_kek(existing[0], key_bits):
+                    log.info("KEK %s already exists (made by an earlier attempt): using it", label)
+                    return label
                 raise KeyAlreadyExists(f"Key with label '{label}' already exists in HSM")
             template = {getattr(attr, name): value for name, value in KEK_TEMPLATE_FLAGS.items()}
             flags = p11.MechanismFlag
@@ -542,7 +599,9 @@ class Pkcs11Provider(KmsProvider):
     def wrap(self, profile: ProfileConfig, label: str, plaintext: bytes, context: WrapContext) -> bytes:
         p11 = _p11()
         aad = context.aad()
-        plaintext = bytes(plaintext)  # no copy for bytes
+        # python-pkcs11 accepts only bytes (and copies them again into buffers it frees without
+        # zeroing): this immutable copy of a bytearray DEK cannot be avoided on this path.
+        plaintext = bytes(plaintext)
 
         def op(conn: _Connection, session: _Session) -> bytes:
             kek = session.keys.get(label)
