@@ -1,6 +1,7 @@
 """``deleteVolume``: expunge the volume, its image, its wrapped key (unless shared) and passphrase."""
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.command import ALL_ROLES, BaseParams, Command, SuccessResult
+from cloudstack_kms.api.errors import invalid_uuid
 from cloudstack_kms.models import Account
 from cloudstack_kms.services import volumes
 
@@ -22,7 +23,8 @@ class DeleteVolume(Command):
         volume = find_volume(self.ctx, self.api_name, self.args["id"])
         self.event_resource = volume
         self.event_account = self.ctx.session.get(Account, volume.account_id)
-        volumes.delete(self.ctx.session, volume)
+        if not volumes.delete(self.ctx.session, volume):  # a concurrent deleteVolume got there first
+            raise invalid_uuid(self.api_name, "id", self.args["id"])
         return SuccessResult()
 
     def event_description(self) -> str:

@@ -205,11 +205,15 @@ class KmsProvider(abc.ABC):
         """
 
     @abc.abstractmethod
-    def create_kek(self, profile: ProfileConfig, label: str, key_bits: int) -> str:
+    def create_kek(self, profile: ProfileConfig, label: str, key_bits: int, adopt: bool = False) -> str:
         """Create a KEK of ``key_bits`` under ``label``; return the label.
 
         The KEK must be persistent, and where the backend allows, sensitive and not
-        extractable. An existing KEK with the same label is :class:`KeyAlreadyExists`.
+        extractable. An existing KEK with the same label is :class:`KeyAlreadyExists`, unless
+        ``adopt``: then a KEK of exactly the kind this call would make is taken as made by an
+        earlier attempt of the same creation (one that timed out but finished in the backend),
+        which keeps a retried creation idempotent. Callers pass ``adopt`` only for labels that
+        are new to them (the label holds the new key's uuid).
         """
 
     @abc.abstractmethod

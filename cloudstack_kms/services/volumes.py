@@ -32,6 +32,7 @@ from ..security.masterkey import MasterKey
 from ..storage import pools, qemu
 from . import settings
 from .kms import envelope
+from .kms.keys import lock_key
 from .kms.runtime import KmsRuntime
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,9 @@ def allocate(session: Session, *, owner: Account, zone: DataCenter, offering: Di
             raise InvalidParameterValue("A KMS key can only be used with a disk offering that has encryption "
                                         "enabled")
         check_kms_key(session, key, owner, zone)
+        # Shared lock on the key row until commit: a concurrent deleteKMSKey either waits and then
+        # sees this volume, or commits first and the key is found removed here.
+        lock_key(session, key)
     uuid = new_uuid()
     volume = Volume(uuid=uuid, name=name or f"vol-{uuid[:8]}", account_id=owner.id, domain_id=owner.domain_id,
                     size=volume_size(offering, size_gb),
@@ -124,6 +128,16 @@ def provision(session: Session, runtime: KmsRuntime, master_key: MasterKey, volu
     The image is made before the transaction commits; if it then rolls back (the job failed or
     was lost), the image is removed again, so no image is ever left without its volume row.
     """
+    # Lock the row first (SELECT ... FOR UPDATE on MySQL; SQLite runs one writer at a time). A
+    # deleteVolume that committed while the job was queued is seen here, and the job fails, as
+    # upstream's does for a volume that is gone, before making a key or an image; one that comes
+    # later waits for this transaction and then removes what it made.
+    session.refresh(volume, with_for_update=True)
+    if volume.removed is not None:
+        raise CloudRuntimeError(f"Failed to create a volume: volume {volume.uuid} was deleted before it could be "
+                                "created")
+    if volume.state != VOLUME_ALLOCATED:
+        raise CloudRuntimeError(f"Failed to create a volume: volume {volume.uuid} is {volume.state}, not Allocated")
     secret: bytearray | None = None
     dek: bytearray | None = None
     try:
@@ -286,10 +300,16 @@ def _when_transaction_ends(session: Session, on_commit=None, on_rollback=None) -
     event.listen(session, "after_rollback", rolled_back)
 
 
-def delete(session: Session, volume: Volume) -> None:
+def delete(session: Session, volume: Volume) -> bool:
     """Expunge: the image, the volume's wrapped key (unless shared) and its passphrase go too.
+    False (and nothing done) if the volume was removed meanwhile.
 
+    The row is locked and read again first: a createVolume job still provisioning the volume holds
+    that lock, so this waits for it and then sees (and removes) the key and image it made.
     The image is removed once the transaction has committed: a rolled-back delete keeps it."""
+    session.refresh(volume, with_for_update=True)
+    if volume.removed is not None:
+        return False
     path = image_file(session, volume)
     if volume.kms_wrapped_key_id is not None:
         shared = session.scalar(select(func.count()).select_from(Volume).where(
@@ -309,6 +329,7 @@ def delete(session: Session, volume: Volume) -> None:
     session.flush()
     if path is not None:
         _when_transaction_ends(session, on_commit=lambda: _remove_image(path))
+    return True
 
 
 def volume_usage_check(session: Session, key: KmsKey) -> bool:

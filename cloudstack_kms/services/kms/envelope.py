@@ -21,7 +21,7 @@ from ...models.kms import ACTIVE, ARCHIVED, HsmProfile, KekVersion, KmsKey, Wrap
 from ...providers.base import KekNotFound, KmsError, ProfileConfig, WrapContext
 from ...security.masterkey import MasterKey
 from . import profiles
-from .keys import active_version
+from .keys import active_version, lock_key
 from .runtime import KmsRuntime
 
 @dataclass
@@ -69,6 +69,12 @@ def wrap_new_dek(session: Session, runtime: KmsRuntime, master_key: MasterKey, k
     """Generate a DEK (or take ``plaintext``, for migrations) and store it wrapped by the Active version."""
     if not key.enabled:
         raise InvalidParameterValue(f"Invalid parameter: KMS key is not enabled: {key.uuid}")
+    # The key row first (shared, once per transaction), then its Active version: deleteKMSKey locks
+    # them in the same order, so it waits for this transaction to commit and then counts this wrapped
+    # key, or this waits for the delete and then finds the key removed.
+    if ("kms.envelope.key_locked", key.id) not in session.info:
+        lock_key(session, key)
+        session.info[("kms.envelope.key_locked", key.id)] = True
     version = _active_version(session, key)
     wrapped_uuid = new_uuid()
     profile = _profile(session, version, wrapped_uuid)

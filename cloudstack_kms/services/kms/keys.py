@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from ...api.errors import CloudRuntimeError, InvalidParameterValue
@@ -52,9 +53,14 @@ def create_key(session: Session, runtime: KmsRuntime, master_key: MasterKey, *, 
     label = kek_label(key, 1)
     config = profiles.load_config(session, master_key, profile)
     provider = runtime.provider(profile.protocol)
+    creation = _KekCreation(runtime, session, provider, config, label, key_bits)
+    if not provider.runs_inline:  # (the database provider's KEK row rolls back with the transaction)
+        # However the transaction fails (here, in the response, at commit), no row will refer to the KEK.
+        event.listen(session, "after_rollback", lambda _session: creation.abandon())
     try:
-        label = runtime.call(session, "create KEK", lambda: provider.create_kek(config, label, key_bits), provider)
+        label = runtime.call(session, "create KEK", creation.attempt, provider)
     except KmsError as exc:
+        creation.abandon()
         raise provider_failure("Failed to create KMS key: ", exc) from None
     try:
         key.kek_label = label
@@ -64,9 +70,49 @@ def create_key(session: Session, runtime: KmsRuntime, master_key: MasterKey, *, 
                                hsm_profile_id=profile.id))
         session.flush()
     except Exception:
-        _destroy_quietly(runtime, session, provider, config, label)
+        creation.abandon()
         raise
     return key
+
+
+class _KekCreation:
+    """The KEK of one createKMSKey, however many attempts the retry wrapper makes.
+
+    An attempt that times out is abandoned, not stopped (``providers/retry.py``): its thread may
+    still make the KEK, before the next attempt or after createKMSKey has given up. The label holds
+    the new key's fresh uuid, so a KEK under it can only be this call's: attempts adopt one that is
+    already there (``adopt=True``; the provider checks it is a proper KEK) instead of failing with
+    "key already exists"; and once the call has failed (or its transaction rolled back), the KEK is
+    destroyed — now if an attempt made it, or by the late attempt itself when it finishes. What
+    remains: an attempt that never returns at all (the HSM hangs for good), or a destroy that fails,
+    leaves the KEK on the token (logged) for an operator.
+    """
+
+    def __init__(self, runtime: KmsRuntime, session: Session, provider, config, label: str,  # noqa: ANN001
+                 key_bits: int) -> None:
+        self.runtime, self.session, self.provider, self.config = runtime, session, provider, config
+        self.label, self.key_bits = label, key_bits
+        self._lock = threading.Lock()
+        self._made = False
+        self._abandoned = False
+
+    def attempt(self) -> str:
+        label = self.provider.create_kek(self.config, self.label, self.key_bits, adopt=True)
+        with self._lock:
+            self._made = True
+            late = self._abandoned
+        if late:  # the call failed while this attempt ran: nothing will ever use the KEK
+            _destroy_quietly(self.runtime, self.session, self.provider, self.config, self.label)
+        return label
+
+    def abandon(self) -> None:
+        with self._lock:
+            if self._abandoned:
+                return
+            self._abandoned = True
+            made = self._made
+        if made:
+            _destroy_quietly(self.runtime, self.session, self.provider, self.config, self.label)
 
 
 def _destroy_quietly(runtime: KmsRuntime, session: Session, provider, config, label: str) -> None:  # noqa: ANN001
@@ -98,8 +144,29 @@ def wrapped_key_count(session: Session, key: KmsKey) -> int:
 VOLUME_USAGE_CHECKS: list = []
 
 
+def lock_key(session: Session, key: KmsKey, exclusive: bool = False) -> None:
+    """Lock the key's row until the transaction ends (MySQL; SQLite runs one writer at a time), and
+    fail if the key is gone. Whatever wraps with the key or makes a volume that uses it holds a
+    shared lock, :func:`delete_key` an exclusive one: a delete waits for those transactions and
+    then sees what they wrote, and they wait for a delete and then see the key removed."""
+    stmt = select(KmsKey.removed).where(KmsKey.id == key.id).with_for_update(read=not exclusive)
+    row = session.execute(stmt).first()
+    if row is None or row.removed is not None:
+        raise InvalidParameterValue(f"KMS key not found: {key.uuid}")
+
+
 def delete_key(session: Session, runtime: KmsRuntime, master_key: MasterKey, key: KmsKey, user: User) -> None:
-    """Refuse while anything references the key; otherwise delete its KEKs, then the key."""
+    """Refuse while anything references the key; otherwise delete its KEKs, then the key.
+
+    The key row, then its live versions, are locked before anything is counted (see
+    :func:`lock_key`): wrappers hold the key row and the Active version shared until they commit
+    (the volume migration only the version), so no wrapped key or volume can appear between the
+    count and the KEKs' destruction.
+    """
+    lock_key(session, key, exclusive=True)
+    versions = list(session.scalars(select(KekVersion).where(KekVersion.kms_key_id == key.id,
+                                                             KekVersion.removed.is_(None))
+                                    .order_by(KekVersion.id).with_for_update()))
     count = wrapped_key_count(session, key)
     if count:
         raise InvalidParameterValue(f"Cannot delete KMS key: {key.uuid}. {count} wrapped key(s) still reference "
@@ -108,8 +175,7 @@ def delete_key(session: Session, runtime: KmsRuntime, master_key: MasterKey, key
         raise InvalidParameterValue(f"Cannot delete KMS key: {key.uuid}. There are Volumes which still reference "
                                     "this key")
     owner = session.get(Account, key.account_id)
-    for version in session.scalars(select(KekVersion).where(KekVersion.kms_key_id == key.id,
-                                                            KekVersion.removed.is_(None))):
+    for version in versions:
         if version.status != ARCHIVED:
             profile = session.get(HsmProfile, version.hsm_profile_id)
             try:

@@ -27,7 +27,7 @@ from ...security.masterkey import MasterKey, MasterKeyError
 from .. import events
 from ..volumes import open_passphrase
 from . import envelope, profiles
-from .keys import active_version
+from .keys import active_version, lock_key
 from .runtime import KmsRuntime
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,10 @@ def _migrate_batch(session: Session, runtime: KmsRuntime, master_key: MasterKey,
     key = session.get(KmsKey, key_id)
     if key is None or key.removed is not None or not key.enabled:
         raise InvalidParameterValue(f"KMS key is not enabled: {key.uuid if key else key_id}")
+    # Shared key-row lock before the volumes, in the order deleteKMSKey takes its locks: a delete
+    # waits for this batch and then sees the keys it wrapped (and refuses), or the batch waits for
+    # the delete and then finds the key gone.
+    lock_key(session, key)
     volumes = session.execute(select(Volume.id, Volume.uuid, Volume.passphrase_id, Volume.data_center_id)
                               .where(Volume.id.in_(volume_ids), Volume.removed.is_(None),
                                      Volume.passphrase_id.is_not(None), Volume.kms_key_id.is_(None))
