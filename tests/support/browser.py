@@ -28,7 +28,13 @@ UI_DIST = Path(os.environ.get("KMS_UI_DIST") or REPO_ROOT.parent / "shared" / "c
 #: Answers the UI asks for and handles itself, as it does against upstream: with SAML off (as here)
 #: the login page's ``listIdps`` gets 401, which the UI ignores by design (an empty IdP list instead
 #: would crash its login page).
-BENIGN = {("listIdps", 401)}
+BENIGN = {("listIdps", 401),
+          # With SAML off upstream has no listAndSwitchSamlAccount (432, unknown command); the UI's
+          # account switcher catches the error and stays hidden.
+          ("listAndSwitchSamlAccount", 432),
+          # Root admin only upstream: every other role gets 432 for the UI's start-up check for
+          # security groups, which the UI swallows (it then hides security groups).
+          ("listNetworkServiceProviders", 432)}
 
 
 def unavailable() -> str | None:
@@ -188,3 +194,19 @@ class UiSession:
         or ``<name>``)."""
         locator = self.page.locator(f"#form_item_{field_id}, #{field_id}").first
         locator.fill(value)
+
+    def choose(self, field_id: str, text: str) -> None:
+        """Open the Ant Design select of form item ``field_id`` and pick the option showing ``text``."""
+        self.page.locator(".ant-select", has=self.page.locator(f"#form_item_{field_id}")).first.click()
+        self.page.locator(".ant-select-dropdown:visible .ant-select-item-option", has_text=text).first.click()
+
+    def answer(self, command: str, since: int, timeout: float = 30.0) -> ApiCall:
+        """The first answer to ``command`` among the calls recorded from index ``since`` on (take
+        ``len(ui.calls)`` before the click that sends it, so a fast answer is not missed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for call in self.calls[since:]:
+                if call.command == command:
+                    return call
+            self.page.wait_for_timeout(100)
+        raise AssertionError(f"no {command} call within {timeout}s; the UI called {self.commands()[since:]}")
