@@ -55,7 +55,7 @@ class CreateAccount(Command):
         # Upstream records both events of createAccount; the dispatcher records ACCOUNT.CREATE.
         events.record(session, event_type="USER.CREATE", description=f"creating User. UserName: {user.username}",
                       user=ctx.user, account=ctx.account, resource_id=user.id, resource_type="User")
-        return ObjectResult(AccountResponse, account_view(account, [user], ctx.domain))
+        return ObjectResult(AccountResponse, account_view(account, [user], ctx.domain, tenancy.resource_fields()))
 
     def event_description(self) -> str:
         name = self.arg("account") or self.args["username"]

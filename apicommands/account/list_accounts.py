@@ -73,4 +73,7 @@ class ListAccounts(ListOwnedCommand):
         stmt = keyword_filter(stmt, self.args, Account.account_name)
         rows, total = paged(session, stmt, self.args, Account.id)
         users = tenancy.account_users(session, rows)
-        return ListResult(AccountResponse, [account_view(a, users[a.id], ctx.domain) for a in rows], total)
+        resources = tenancy.account_resource_usage(session, rows) \
+            if tenancy.wants_resource_fields(self.arg("details")) else {}
+        return ListResult(AccountResponse, [account_view(a, users[a.id], ctx.domain, resources.get(a.id))
+                                            for a in rows], total)

@@ -1,13 +1,14 @@
 """The ``account`` response object, with the account's users nested as ``user``."""
 from typing import Any
 
-from cloudstack_kms.api.declare import Out, ResponseObject
+from cloudstack_kms.api.declare import Out
 from cloudstack_kms.models import Account, Domain, User
 
+from ..domain.responses import ResourceCountFields
 from ..user.responses import UserResponse, user_view
 
 
-class AccountResponse(ResponseObject):
+class AccountResponse(ResourceCountFields):
     object_name = "account"
     id = Out.uuid("the id of the account")
     name = Out.string("the name of the account")
@@ -26,13 +27,17 @@ class AccountResponse(ResponseObject):
     groups = Out.list("the list of acl groups that account belongs to")
     accountdetails = Out.map("details for the account")
     user = Out.list("the list of users associated with account", UserResponse)
+    vmrunning = Out.integer("the total number of virtual machines running for this account")
+    vmstopped = Out.integer("the total number of virtual machines stopped for this account")
 
 
-def account_view(account: Account, users: list[User], caller_domain: Domain | None = None) -> dict[str, Any]:
-    """AccountResponse fields of ``account`` with ``users`` (its live users) nested."""
+def account_view(account: Account, users: list[User], caller_domain: Domain | None = None,
+                 resources: dict[str, Any] | None = None) -> dict[str, Any]:
+    """AccountResponse fields of ``account`` with ``users`` (its live users) nested; ``resources`` the
+    resource-count fields (from ``tenancy.account_resource_usage``), when asked for."""
     domain = account.domain
     role = account.role
-    return {
+    view = {
         "id": account.uuid, "name": account.account_name, "accounttype": account.type,
         "roleid": role.uuid if role else None, "roletype": account.role_type, "rolename": role.name if role else None,
         "domainid": domain.uuid, "domain": domain.name, "domainpath": domain.display_path,
@@ -41,3 +46,7 @@ def account_view(account: Account, users: list[User], caller_domain: Domain | No
         "isdefault": bool(account.default), "groups": [],
         "user": [user_view(u, caller_domain) for u in users],
     }
+    if resources is not None:
+        # No virtual machines exist here, so none runs and none is stopped.
+        view.update(resources, vmrunning=0, vmstopped=0)
+    return view

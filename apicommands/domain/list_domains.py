@@ -58,5 +58,7 @@ class ListDomains(ListCommand):
         parents = {d.id: d for d in session.scalars(select(Domain).where(Domain.id.in_(parent_ids)))} \
             if parent_ids else {}
         children = tenancy.child_counts(session, [d.id for d in rows])
-        return ListResult(DomainResponse, [domain_view(d, parents.get(d.parent), children.get(d.id, 0) > 0)
-                                           for d in rows], total)
+        resources = tenancy.domain_resource_usage(session, rows) \
+            if tenancy.wants_resource_fields(self.arg("details")) else {}
+        return ListResult(DomainResponse, [domain_view(d, parents.get(d.parent), children.get(d.id, 0) > 0,
+                                                       resources.get(d.id)) for d in rows], total)

@@ -56,6 +56,7 @@ from ..models.base import new_uuid, utcnow
 from ..models.tenancy import (ACCOUNT_TYPE_ADMIN, ACCOUNT_TYPE_DOMAIN_ADMIN, ACCOUNT_TYPE_RESOURCE_ADMIN,
                               ACCOUNT_TYPE_USER, DEFAULT_ROLE_ID_BY_ACCOUNT_TYPE, ROLE_ADMIN,
                               ROLE_TYPE_BY_ACCOUNT_TYPE)
+from ..models.volume import Volume
 from ..security.passwords import hash_password
 from .access import check_may_act_on, role_rank
 
@@ -381,3 +382,121 @@ def delete_account(session: Session, account: Account, *, caller: Account | None
     account.state = ACCOUNT_STATE_REMOVED
     account.cleanup_needed = False
     session.flush()
+
+
+# ------------------------------------------------------------------ user states
+USER_ENABLED, USER_DISABLED, USER_LOCKED = "enabled", "disabled", "locked"
+
+
+def _check_not_system_user(user: User, action: str) -> None:
+    if user.account_id == SYSTEM_ACCOUNT_ID:
+        raise InvalidParameterValue(f"User: {user.username} ({user.uuid}) is a system user, {action} is not allowed")
+
+
+def disable_user(session: Session, user: User) -> User:
+    """``disableUser``: the user can no longer log in nor use its keys; its account is untouched."""
+    _check_not_system_user(user, "disabling")
+    user.state = USER_DISABLED
+    session.flush()
+    return user
+
+
+def enable_user(session: Session, user: User) -> User:
+    """``enableUser``: the user, and its account with it (as upstream), are enabled; failed logins reset."""
+    _check_not_system_user(user, "enabling")
+    user.state = USER_ENABLED
+    user.incorrect_login_attempts = 0
+    account = user.account
+    account.state = USER_ENABLED
+    account.cleanup_needed = False
+    session.flush()
+    return user
+
+
+def lock_user(session: Session, user: User) -> User:
+    """``lockUser``: an enabled user becomes locked (a locked one stays so); when no user of the
+    account is left enabled, an enabled account is locked too. A disabled user cannot be locked."""
+    if user.account_id == SYSTEM_ACCOUNT_ID:
+        raise PermissionDenied(f"user: {user.username} ({user.uuid}) is a system user, locking is not allowed")
+    if user.state == USER_LOCKED:
+        return user
+    if user.state != USER_ENABLED:
+        raise CloudRuntimeError(f"Unable to lock user {user.username} ({user.uuid}): it is {user.state}")
+    user.state = USER_LOCKED
+    session.flush()
+    still_enabled = session.scalar(select(func.count()).select_from(User).where(
+        User.account_id == user.account_id, User.removed.is_(None), User.state == USER_ENABLED)) or 0
+    account = user.account
+    if not still_enabled and account.state == USER_ENABLED:
+        account.state = USER_LOCKED
+    session.flush()
+    return user
+
+
+def delete_user(session: Session, user: User) -> None:
+    """``deleteUser``: a soft delete; the built-in users (``default`` = 1) cannot be removed."""
+    if user.default or user.account_id == SYSTEM_ACCOUNT_ID:
+        raise InvalidParameterValue("The user is default and can't be (re)moved")
+    user.removed = utcnow()
+    session.flush()
+
+
+# ------------------------------------------------------------------ resource counts of accounts and domains
+#: The resource families AccountResponse and DomainResponse show as ``<family>limit``,
+#: ``<family>total`` and ``<family>available`` (upstream's ResourceType names, as the UI reads them).
+RESOURCE_FAMILIES = ("vm", "ip", "volume", "snapshot", "template", "project", "network", "vpc", "cpu", "memory",
+                     "primarystorage", "secondarystorage", "backup", "backupstorage", "bucket", "objectstorage",
+                     "gpu")
+#: No resource limit is enforced here, so every limit, and what is left of it, is unlimited.
+UNLIMITED = "Unlimited"
+_GIB = 1024 ** 3
+#: Volume states that no longer count against an account, as upstream (a destroyed volume stops counting
+#: until it is recovered).
+_UNCOUNTED_VOLUME_STATES = ("Destroy", "Expunging", "Expunged")
+
+
+def _counted_volumes() -> object:
+    return Volume.removed.is_(None) & (Volume.state.is_(None) | Volume.state.not_in(_UNCOUNTED_VOLUME_STATES))
+
+
+def resource_fields(volumes: int = 0, volume_bytes: int = 0) -> dict[str, object]:
+    """The resource-count fields: what exists is counted (volumes and their primary storage, in whole
+    GiB as upstream); the other resource kinds do not exist here, so their totals are 0."""
+    fields: dict[str, object] = {}
+    for family in RESOURCE_FAMILIES:
+        fields[f"{family}limit"] = UNLIMITED
+        fields[f"{family}total"] = 0
+        fields[f"{family}available"] = UNLIMITED
+    fields["volumetotal"] = volumes
+    fields["primarystoragetotal"] = volume_bytes // _GIB
+    fields["secondarystoragetotal"] = 0.0
+    return fields
+
+
+def account_resource_usage(session: Session, accounts: list[Account]) -> dict[int, dict[str, object]]:
+    """:func:`resource_fields` of each account, by account id (the volumes it owns that still count)."""
+    usage = {a.id: (0, 0) for a in accounts}
+    if accounts:
+        rows = session.execute(select(Volume.account_id, func.count(), func.coalesce(func.sum(Volume.size), 0))
+                               .where(Volume.account_id.in_(list(usage)), _counted_volumes())
+                               .group_by(Volume.account_id))
+        for account_id, count, size in rows:
+            usage[account_id] = (int(count), int(size))
+    return {account_id: resource_fields(*counts) for account_id, counts in usage.items()}
+
+
+def domain_resource_usage(session: Session, domains: list[Domain]) -> dict[int, dict[str, object]]:
+    """:func:`resource_fields` of each domain, by domain id: the counted volumes of its whole subtree."""
+    result = {}
+    for domain in domains:
+        count, size = session.execute(
+            select(func.count(), func.coalesce(func.sum(Volume.size), 0))
+            .select_from(Volume).join(Domain, Volume.domain_id == Domain.id)
+            .where(_counted_volumes(), Domain.path.startswith(domain.path, autoescape=True))).one()
+        result[domain.id] = resource_fields(int(count), int(size))
+    return result
+
+
+def wants_resource_fields(details: list[str] | None) -> bool:
+    """``details`` of listAccounts/listDomains: ``min`` alone leaves the resource fields out."""
+    return not details or "all" in details or "resource" in details

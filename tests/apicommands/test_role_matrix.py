@@ -260,6 +260,25 @@ def prep_check_volume(w: World, caller: str, kind: str) -> Cell:
     return Cell({"id": volume["id"]}, volume_after(w, volume, present_when_allowed=True))
 
 
+def volume_state_after(w: World, volume: dict, when_allowed: str, otherwise: str) -> Callable[[bool], None]:
+    def after(allowed: bool) -> None:
+        found = w.root.ok("listVolumes", id=volume["id"], listall="true")["volume"][0]
+        assert found["state"] == (when_allowed if allowed else otherwise), found
+
+    return after
+
+
+def prep_destroy_volume(w: World, caller: str, kind: str) -> Cell:
+    volume = w.volume_of(w.target(caller, kind))
+    return Cell({"id": volume["id"]}, volume_state_after(w, volume, "Destroy", "Ready"))
+
+
+def prep_recover_volume(w: World, caller: str, kind: str) -> Cell:
+    volume = w.volume_of(w.target(caller, kind))
+    w.root.run_async("destroyVolume", id=volume["id"])
+    return Cell({"id": volume["id"]}, volume_state_after(w, volume, "Ready", "Destroy"))
+
+
 def prep_create_hsm_profile(w: World, caller: str, kind: str) -> Cell:
     target, name = w.target(caller, kind), unique("mxp")
 
@@ -268,6 +287,55 @@ def prep_create_hsm_profile(w: World, caller: str, kind: str) -> Cell:
         assert [p["account"] for p in found] == ([target.name] if allowed else [])
 
     return Cell({"name": name, "protocol": "database", "account": target.name, "domainid": target.domain_id}, after)
+
+
+def user_state(w: World, user_id: str) -> str | None:
+    """The user's state, or None once it is removed (its id is then unknown: 431)."""
+    reply = w.root.request("listUsers", id=user_id, listall="true")
+    if reply.status == 431:
+        return None
+    assert reply.status == 200, reply.text
+    return reply.inner()["user"][0]["state"]
+
+
+def state_cell(w: World, target: Party, want_when_allowed: str) -> Cell:
+    """For enableUser/disableUser/lockUser on the target's own user. The built-in admin puts the user
+    (and its account) back to ``enabled`` before checking, so later cells find every party usable."""
+    before = user_state(w, target.user_id)
+
+    def after(allowed: bool) -> None:
+        state = user_state(w, target.user_id)
+        w.root.ok("enableUser", id=target.user_id)
+        assert state == (want_when_allowed if allowed else before), (state, before)
+
+    return Cell({"id": target.user_id}, after)
+
+
+def prep_disable_user(w: World, caller: str, kind: str) -> Cell:
+    return state_cell(w, w.target(caller, kind), "disabled")
+
+
+def prep_lock_user(w: World, caller: str, kind: str) -> Cell:
+    return state_cell(w, w.target(caller, kind), "locked")
+
+
+def prep_enable_user(w: World, caller: str, kind: str) -> Cell:
+    target = w.target(caller, kind)
+    if kind != "self":  # a caller that disabled itself could not call at all
+        w.root.run_async("disableUser", id=target.user_id)
+    return state_cell(w, target, "enabled")
+
+
+def prep_delete_user(w: World, caller: str, kind: str) -> Cell:
+    """A second user of the target's account (the first one keeps the party usable)."""
+    target, name = w.target(caller, kind), unique("mxd")
+    user = w.root.ok("createUser", account=target.name, domainid=target.domain_id, username=name,
+                     password=PASSWORD, email=f"{name}@example.com", firstname="M", lastname="X")["user"]
+
+    def after(allowed: bool) -> None:
+        assert (user_state(w, user["id"]) is None) is allowed
+
+    return Cell({"id": user["id"]}, after)
 
 
 def prep_query_job(w: World, caller: str, kind: str) -> Cell:
@@ -292,8 +360,16 @@ SPECS = [
     Spec("createVolume", ALL_ROLES, ACT, prep_create_volume, is_async=True),
     Spec("deleteVolume", ALL_ROLES, ACT, prep_delete_volume),
     Spec("checkVolume", ROOT_ONLY, ACT, prep_check_volume, is_async=True),
+    Spec("destroyVolume", ALL_ROLES, ACT, prep_destroy_volume, is_async=True),
+    Spec("recoverVolume", ALL_ROLES, ACT, prep_recover_volume),
     Spec("createHSMProfile", ROOT_ONLY, ACT, prep_create_hsm_profile),
     Spec("queryAsyncJobResult", ALL_ROLES, SEE, prep_query_job, denied=431),
+    # "self": a caller that disabled itself cannot poll its job; test_tenancy_ui covers that case
+    Spec("disableUser", ADMIN_ROLES, ACT, prep_disable_user, is_async=True, skip_targets=("self",)),
+    Spec("lockUser", ADMIN_ROLES, ACT, prep_lock_user),
+    Spec("enableUser", ADMIN_ROLES, ACT, prep_enable_user),
+    # "self": a second user of the caller's own account is a peer, not the caller (access.may_act_on_user)
+    Spec("deleteUser", ADMIN_ROLES, ACT, prep_delete_user, skip_targets=("self",)),
 ]
 
 CASES = [pytest.param(spec, caller, kind, id=f"{spec.command}-{caller}-on-{kind}")

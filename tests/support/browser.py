@@ -195,9 +195,13 @@ class UiSession:
         locator = self.page.locator(f"#form_item_{field_id}, #{field_id}").first
         locator.fill(value)
 
-    def choose(self, field_id: str, text: str) -> None:
-        """Open the Ant Design select of form item ``field_id`` and pick the option showing ``text``."""
+    def choose(self, field_id: str, text: str, search: str | None = None) -> None:
+        """Open the Ant Design select of form item ``field_id`` and pick the option showing ``text``.
+        ``search`` is typed first: selects that load their options page by page then ask the server
+        for that keyword, so an option past the first page can be reached."""
         self.page.locator(".ant-select", has=self.page.locator(f"#form_item_{field_id}")).first.click()
+        if search:
+            self.page.keyboard.type(search)
         self.page.locator(".ant-select-dropdown:visible .ant-select-item-option", has_text=text).first.click()
 
     def answer(self, command: str, since: int, timeout: float = 30.0) -> ApiCall:
