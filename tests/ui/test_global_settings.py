@@ -77,11 +77,12 @@ def test_find_the_kms_settings_and_edit_one(ui, kms_env, admin):
         seen = len(ui.calls)
         row.locator(".anticon-check-circle").click()
         update = answer(ui, "updateConfiguration", seen)
+        # the page's confirmation, looked for at once: the notification goes away after a few seconds
+        ui.page.get_by_text(f"Setting Updated: {SETTING}").wait_for(timeout=10000)
         ui.settle()
         assert update.status == 200 and update.params["name"] == SETTING and update.params["value"] == new
         assert update.json()["updateconfigurationresponse"]["configuration"]["value"] == new
-        # the page's confirmation; a dynamic setting is not announced as needing a restart
-        ui.page.get_by_text(f"Setting Updated: {SETTING}").wait_for(timeout=10000)
+        # a dynamic setting is not announced as needing a restart
         assert ui.page.get_by_text("Please restart your management server").count() == 0
         assert row.locator(".ant-select-selection-item").inner_text() == new
         ui.shot("global-settings-edit")
