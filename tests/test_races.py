@@ -25,7 +25,7 @@ from sqlalchemy import func, select, text
 from werkzeug.serving import make_server
 
 from cloudstack_kms import create_app
-from cloudstack_kms.api.errors import ApiError
+from cloudstack_kms.errors import ApiError
 from cloudstack_kms.config import Settings
 from cloudstack_kms.db import Database
 from cloudstack_kms.jobs.worker import JobWorker

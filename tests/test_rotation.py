@@ -149,7 +149,7 @@ def test_rotation_drains_to_the_new_version(world, source, target):
 def test_unwrap_uses_the_version_recorded_on_the_wrapped_key(world):
     """With the worker paused, a key rewrapped by nobody still opens with version 1; pointing its
     row at version 2 makes unwrap fail instead of trying other versions."""
-    from cloudstack_kms.api.errors import CloudRuntimeError
+    from cloudstack_kms.errors import CloudRuntimeError
     from cloudstack_kms.models.kms import KekVersion, KmsKey, WrappedKey
     from cloudstack_kms.models.volume import Volume
     from cloudstack_kms.services.kms import envelope

@@ -12,7 +12,7 @@ from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.access import check_account_visible, check_domain_access, find_account
 from cloudstack_kms.api.command import ALL_ROLES, ListCommand, ListResult, _ListParams
 from cloudstack_kms.api.declare import Out, ResponseObject
-from cloudstack_kms.api.errors import InvalidParameterValue, PermissionDenied
+from cloudstack_kms.errors import InvalidParameterValue, PermissionDenied
 from cloudstack_kms.api.listing import max_page_size, page_window
 from cloudstack_kms.models import Account, Domain
 

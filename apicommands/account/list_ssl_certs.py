@@ -9,7 +9,7 @@ from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.access import check_account_visible
 from cloudstack_kms.api.command import ALL_ROLES, BaseParams, Command, ListResult
 from cloudstack_kms.api.declare import Out, ResponseObject
-from cloudstack_kms.api.errors import InvalidParameterValue
+from cloudstack_kms.errors import InvalidParameterValue
 from cloudstack_kms.models import Account
 
 

@@ -2,7 +2,7 @@
 server sends no mail, so the answer is ``enabled: false`` and a reset request is refused."""
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.command import ALL_ROLES, BaseParams, Command, FlatResult
-from cloudstack_kms.api.errors import InvalidParameterValue
+from cloudstack_kms.errors import InvalidParameterValue
 
 
 class ForgotPassword(Command):

@@ -3,7 +3,7 @@ from sqlalchemy import select
 
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.command import ListCommand, ListResult, _ListParams
-from cloudstack_kms.api.errors import InvalidParameterValue
+from cloudstack_kms.errors import InvalidParameterValue
 from cloudstack_kms.api.listing import keyword_filter, max_page_size, page_window
 from cloudstack_kms.models import Account, Configuration, DataCenter, Domain
 

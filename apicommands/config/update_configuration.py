@@ -1,7 +1,7 @@
 """``updateConfiguration`` (root admin): typed and validated by the key's declaration."""
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.command import BaseParams, Command, ObjectResult
-from cloudstack_kms.api.errors import InvalidParameterValue
+from cloudstack_kms.errors import InvalidParameterValue
 from cloudstack_kms.models import Configuration
 from cloudstack_kms.models.base import utcnow
 from cloudstack_kms.services.settings import KEYS

@@ -4,7 +4,7 @@ from sqlalchemy import select
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.access import check_domain_access
 from cloudstack_kms.api.command import ADMINS, ListCommand, ListResult, _ListParams
-from cloudstack_kms.api.errors import InvalidParameterValue
+from cloudstack_kms.errors import InvalidParameterValue
 from cloudstack_kms.api.listing import keyword_filter, paged
 from cloudstack_kms.models import Domain
 from cloudstack_kms.services import tenancy

@@ -5,7 +5,7 @@ from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.access import list_scope
 from cloudstack_kms.api.command import ALL_ROLES, ListOwnedCommand, ListResult, _ListOwnedParams
 from cloudstack_kms.api.declare import Out, ResponseObject
-from cloudstack_kms.api.errors import InvalidParameterValue
+from cloudstack_kms.errors import InvalidParameterValue
 from cloudstack_kms.api.listing import keyword_filter, paged
 from cloudstack_kms.jobs.queue import INSTANCE_MODELS
 from cloudstack_kms.models import Account, Domain, Event, User

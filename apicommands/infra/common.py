@@ -14,7 +14,7 @@ from sqlalchemy import select
 from cloudstack_kms.api.access import list_scope
 from cloudstack_kms.api.command import Command, ListResult
 from cloudstack_kms.api.declare import ResponseObject
-from cloudstack_kms.api.errors import InvalidParameterValue
+from cloudstack_kms.errors import InvalidParameterValue
 from cloudstack_kms.api.listing import max_page_size, page_window
 from cloudstack_kms.models import Account
 from cloudstack_kms.models.tenancy import ROLE_ADMIN, ROLE_RESOURCE_ADMIN

@@ -5,7 +5,7 @@ The UI asks for them on detail pages. The resource type is checked against upstr
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.command import ALL_ROLES, BaseParams, Command, ListResult
 from cloudstack_kms.api.declare import Out, ResponseObject
-from cloudstack_kms.api.errors import InvalidParameterValue
+from cloudstack_kms.errors import InvalidParameterValue
 
 #: Upstream's ResourceObjectType names (matched case-insensitively, as upstream does).
 RESOURCE_TYPES = (

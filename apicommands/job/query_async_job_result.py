@@ -4,7 +4,7 @@ from sqlalchemy import select
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.access import can_see_account
 from cloudstack_kms.api.command import ALL_ROLES, BaseParams, Command, FlatResult
-from cloudstack_kms.api.errors import invalid_uuid
+from cloudstack_kms.errors import invalid_uuid
 from cloudstack_kms.jobs.queue import job_view
 from cloudstack_kms.models import Account, AsyncJob
 from cloudstack_kms.models.base import utcnow

@@ -1,7 +1,7 @@
 """``deleteHSMProfile`` (root admin): refused while keys or wrapped keys use the profile."""
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.command import BaseParams, Command, SuccessResult
-from cloudstack_kms.api.errors import InvalidParameterValue
+from cloudstack_kms.errors import InvalidParameterValue
 from cloudstack_kms.services.kms import profiles
 from cloudstack_kms.services.kms.runtime import runtime_of
 

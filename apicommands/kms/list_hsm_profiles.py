@@ -4,7 +4,7 @@ from sqlalchemy import and_, or_, select
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.access import check_account_visible, check_domain_access, find_account
 from cloudstack_kms.api.command import ALL_ROLES, ListOwnedCommand, ListResult, _ListOwnedParams
-from cloudstack_kms.api.errors import InvalidParameterValue
+from cloudstack_kms.errors import InvalidParameterValue
 from cloudstack_kms.api.listing import keyword_filter, paged
 from cloudstack_kms.models import Domain
 from cloudstack_kms.models.kms import HsmProfile

@@ -14,7 +14,7 @@ from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.access import find_account
 from cloudstack_kms.api.command import AsyncCommand, AsyncParams, ObjectResult
 from cloudstack_kms.api.declare import Out, ResponseObject
-from cloudstack_kms.api.errors import InvalidParameterValue, invalid_uuid
+from cloudstack_kms.errors import InvalidParameterValue, invalid_uuid
 from cloudstack_kms.models import Account, DataCenter, Domain
 from cloudstack_kms.models.volume import Volume
 from cloudstack_kms.services.kms import migration

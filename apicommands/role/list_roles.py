@@ -12,7 +12,7 @@ from sqlalchemy import false, select
 
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.command import ADMINS, ListCommand, ListResult, _ListParams
-from cloudstack_kms.api.errors import InvalidParameterValue
+from cloudstack_kms.errors import InvalidParameterValue
 from cloudstack_kms.api.listing import keyword_filter, paged
 from cloudstack_kms.models import Role
 from cloudstack_kms.models.tenancy import ROLE_ADMIN, ROLE_TYPES

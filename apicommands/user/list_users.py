@@ -8,7 +8,7 @@ from sqlalchemy import select
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.access import list_scope
 from cloudstack_kms.api.command import ALL_ROLES, ListOwnedCommand, ListResult, _ListOwnedParams
-from cloudstack_kms.api.errors import InvalidParameterValue, PermissionDenied
+from cloudstack_kms.errors import InvalidParameterValue, PermissionDenied
 from cloudstack_kms.api.listing import keyword_filter, paged
 from cloudstack_kms.models import Account, Domain, User
 from cloudstack_kms.services import tenancy

@@ -1,7 +1,7 @@
 """``checkVolume`` (root admin): open the image with its key through qemu and report."""
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.command import AsyncCommand, AsyncParams, ObjectResult
-from cloudstack_kms.api.errors import InvalidParameterValue
+from cloudstack_kms.errors import InvalidParameterValue
 from cloudstack_kms.services import volumes
 from cloudstack_kms.services.kms.runtime import runtime_of
 

@@ -1,7 +1,7 @@
 """``deleteVolume``: expunge the volume, its image, its wrapped key (unless shared) and passphrase."""
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.command import ALL_ROLES, BaseParams, Command, SuccessResult
-from cloudstack_kms.api.errors import invalid_uuid
+from cloudstack_kms.errors import invalid_uuid
 from cloudstack_kms.models import Account
 from cloudstack_kms.services import volumes
 

@@ -3,7 +3,7 @@ from sqlalchemy import select
 
 from cloudstack_kms.api.access import check_account_access
 from cloudstack_kms.api.context import CallContext
-from cloudstack_kms.api.errors import invalid_uuid
+from cloudstack_kms.errors import invalid_uuid
 from cloudstack_kms.models import Account
 from cloudstack_kms.models.volume import Volume
 

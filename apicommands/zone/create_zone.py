@@ -3,7 +3,7 @@ from sqlalchemy import select
 
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.command import BaseParams, Command, ObjectResult
-from cloudstack_kms.api.errors import InvalidParameterValue
+from cloudstack_kms.errors import InvalidParameterValue
 from cloudstack_kms.models import DataCenter, Domain
 
 from .responses import ZoneResponse, zone_view

@@ -14,7 +14,7 @@ from sqlalchemy import Select, select
 from ..models import Account, Domain, User
 from ..services import access
 from .context import CallContext
-from .errors import InvalidParameterValue, PermissionDenied
+from ..errors import InvalidParameterValue, PermissionDenied
 
 
 def can_access_domain(ctx: CallContext, domain: Domain) -> bool:

@@ -23,7 +23,7 @@ from ..db import in_readonly_transaction
 from ..models import Account, ApiSession, User
 from ..models.base import utcnow
 from ..security.masterkey import MasterKey, MasterKeyError
-from .errors import Unauthorized
+from ..errors import Unauthorized
 
 SESSION_TIMEOUT_SEC = 1800
 #: ``last_access`` is written at most this often per session.

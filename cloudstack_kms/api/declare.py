@@ -19,6 +19,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields
 
+from ..wire import format_date
+
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 # Tags raised by fields and turned into CloudStack texts by the dispatcher.
@@ -199,13 +201,6 @@ class DateField(fields.Field):
         if isinstance(value, str):
             return value
         return format_date(value)
-
-
-def format_date(value: datetime) -> str:
-    """CloudStack's ``yyyy-MM-dd'T'HH:mm:ssZ`` in UTC."""
-    if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
-    return value.strftime("%Y-%m-%dT%H:%M:%S+0000")
 
 
 class Out:

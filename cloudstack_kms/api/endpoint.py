@@ -21,7 +21,7 @@ from ..services import events
 from . import auth, login as login_flow
 from .command import AsyncCommand, Command
 from .context import CallContext
-from .errors import (GENERIC_INTERNAL_TEXT, INTERNAL_ERROR, ApiError, CloudRuntimeError, Unauthorized,
+from ..errors import (GENERIC_INTERNAL_TEXT, INTERNAL_ERROR, ApiError, CloudRuntimeError, Unauthorized,
                      UnsupportedAction)
 from .parse import parse_args
 from .render import respond, respond_error, result_body

@@ -6,7 +6,7 @@ from typing import Any, Callable
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from .errors import InvalidParameterValue, ServerApiError
+from ..errors import InvalidParameterValue, ServerApiError
 
 DEFAULT_PAGE_SIZE = 500
 PAGESIZE_UNLIMITED = -1

@@ -15,7 +15,7 @@ from ..models import Account, Domain, User
 from ..security.passwords import hash_password, verify_password
 from ..services import events
 from . import auth
-from .errors import ACCOUNT_ERROR, ApiError, Unauthorized
+from ..errors import ACCOUNT_ERROR, ApiError, Unauthorized
 from .login_throttle import LoginThrottle
 from .render import prune, respond, respond_error
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from . import declare
 from .command import Command
-from .errors import ApiError, invalid_uuid, invalid_value, missing_parameter, too_long
+from ..errors import ApiError, invalid_uuid, invalid_value, missing_parameter, too_long
 from .listing import check_paging_pair
 
 _MAP_KEY = re.compile(r"^([a-z0-9_]+)\[(\d+)\]\.(.+)$")

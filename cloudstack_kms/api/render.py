@@ -8,7 +8,7 @@ from xml.sax.saxutils import escape
 from flask import Response
 
 from .command import FlatResult, ListResult, ObjectResult, Result, SuccessResult
-from .errors import ApiError
+from ..errors import ApiError
 
 CLOUDSTACK_VERSION = "4.23.0"
 JSON_TYPE = "application/json; charset=UTF-8"

@@ -8,10 +8,10 @@ from sqlalchemy.orm import Session
 
 from ..api.command import AsyncCommand, AsyncCreateCommand, FlatResult
 from ..api.context import CallContext
-from ..api.declare import format_date
 from ..models import Account, AsyncJob, Domain, User, new_uuid
 from ..models.jobs import JOB_IN_PROGRESS
 from ..services import events
+from ..wire import format_date
 
 #: ``jobinstancetype`` → model, so ``jobinstanceid`` can show the object's uuid.
 INSTANCE_MODELS: dict[str, type] = {}

@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 
 from ..api.command import AsyncCreateCommand
 from ..api.context import CallContext
-from ..api.errors import GENERIC_INTERNAL_TEXT, INTERNAL_ERROR, ApiError, CloudRuntimeError
+from ..errors import GENERIC_INTERNAL_TEXT, INTERNAL_ERROR, ApiError, CloudRuntimeError
 from ..api.parse import parse_args
 from ..api.render import result_body
 from ..app_state import AppState

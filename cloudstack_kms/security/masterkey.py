@@ -15,7 +15,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ..api.errors import CloudRuntimeError  # a leaf module (no imports): no cycle
+from ..errors import CloudRuntimeError  # a leaf module (no imports): no cycle
 
 log = logging.getLogger(__name__)
 _FORMAT = b"v1"

@@ -18,7 +18,7 @@ Every command that acts on something it did not create for the caller goes throu
 """
 from __future__ import annotations
 
-from ..api.errors import PermissionDenied
+from ..errors import PermissionDenied
 from ..models import Account, Domain, User
 from ..models.tenancy import ROLE_ADMIN, ROLE_DOMAIN_ADMIN, ROLE_RESOURCE_ADMIN, ROLE_USER
 

@@ -23,7 +23,7 @@ register into these lists when their module is imported (normally from
     ``deleteAccount`` and by ``deleteDomain cleanup=true`` alike, *before* the account and
     its users are marked removed (so the hook still sees them live). A hook either cleans up
     what the account owns (soft-deletes its keys, schedules its volumes) or refuses the whole
-    delete by raising an :class:`~cloudstack_kms.api.errors.ApiError` (e.g.
+    delete by raising an :class:`~cloudstack_kms.errors.ApiError` (e.g.
     ``ResourceInUse``); the error text reaches the caller as the job's ``errortext``
     (prefer 431/536 errors: the job runner hides 530/533/534 texts from non-root callers).
 
@@ -50,7 +50,7 @@ from typing import Callable
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ..api.errors import CloudRuntimeError, InvalidParameterValue, PermissionDenied
+from ..errors import CloudRuntimeError, InvalidParameterValue, PermissionDenied
 from ..models import Account, Domain, Role, User
 from ..models.base import new_uuid, utcnow
 from ..models.tenancy import (ACCOUNT_TYPE_ADMIN, ACCOUNT_TYPE_DOMAIN_ADMIN, ACCOUNT_TYPE_RESOURCE_ADMIN,

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import pytest
 from sqlalchemy import select
 
-from cloudstack_kms.api.errors import CloudRuntimeError, ResourceInUse
+from cloudstack_kms.errors import CloudRuntimeError, ResourceInUse
 from cloudstack_kms.db import Database
 from cloudstack_kms.models import Account, Domain, User
 from cloudstack_kms.security.passwords import verify_password

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from cloudstack_kms.api.errors import CloudRuntimeError
+from cloudstack_kms.errors import CloudRuntimeError
 from cloudstack_kms.storage import qemu
 from tests.support.client import Client
 from tests.support.dbtools import execute, query

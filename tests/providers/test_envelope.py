@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, text
 
 import cloudstack_kms.extensions  # noqa: F401 - registers the KMS seed (the database profile)
-from cloudstack_kms.api.errors import CloudRuntimeError
+from cloudstack_kms.errors import CloudRuntimeError
 from cloudstack_kms.db import Database
 from cloudstack_kms.models import Account, DataCenter
 from cloudstack_kms.models.kms import HsmProfile, HsmProfileDetail, KmsKey, WrappedKey

@@ -20,7 +20,7 @@ import pkcs11
 import pytest
 from sqlalchemy import select, text
 
-from cloudstack_kms.api.errors import CloudRuntimeError
+from cloudstack_kms.errors import CloudRuntimeError
 from cloudstack_kms.db import Database
 from cloudstack_kms.models import Account, DataCenter
 from cloudstack_kms.models.kms import HsmProfile, KmsKey

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from ...api.errors import CloudRuntimeError, InvalidParameterValue
+from ...errors import CloudRuntimeError, InvalidParameterValue
 from ...models.base import new_uuid
 from ...models.kms import ACTIVE, ARCHIVED, HsmProfile, KekVersion, KmsKey, WrappedKey
 from ...providers.base import KekNotFound, KmsError, ProfileConfig, WrapContext

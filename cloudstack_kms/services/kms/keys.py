@@ -8,12 +8,21 @@ from typing import Any
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from ...api.errors import CloudRuntimeError, InvalidParameterValue
+from ...errors import CloudRuntimeError, InvalidParameterValue
 from ...models import Account, DataCenter, Domain, User
 from ...models.base import new_uuid, utcnow
-from ...models.kms import ACTIVE, ARCHIVED, PURPOSE_VOLUME, HsmProfile, KekVersion, KmsKey, WrappedKey
+from ...models.kms import (
+    ACTIVE,
+    ARCHIVED,
+    PURPOSE_VOLUME,
+    HsmProfile,
+    KekVersion,
+    KmsKey,
+    WrappedKey,
+)
 from ...providers.base import KmsError
 from ...security.masterkey import MasterKey
+from ...wire import format_date
 from .. import events
 from . import profiles
 from .runtime import KmsRuntime
@@ -213,7 +222,6 @@ def key_view(session: Session, key: KmsKey) -> dict[str, Any]:
 
 def versions_view(session: Session, key: KmsKey) -> list[dict[str, Any]]:
     """Each version with its status, profile and how many wrapped keys it still holds."""
-    from ...api.declare import format_date
     counts = dict(session.execute(
         select(WrappedKey.kek_version_id, func.count()).where(WrappedKey.kms_key_id == key.id,
                                                               WrappedKey.removed.is_(None))

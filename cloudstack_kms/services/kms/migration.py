@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from ...api.errors import CloudRuntimeError, InvalidParameterValue
+from ...errors import CloudRuntimeError, InvalidParameterValue
 from ...db import Database
 from ...models import Account, Domain, User
 from ...models.base import new_uuid, utcnow

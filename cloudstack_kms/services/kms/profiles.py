@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ...api.errors import InvalidParameterValue, PermissionDenied
+from ...errors import InvalidParameterValue, PermissionDenied
 from ...models import Account, DataCenter, Domain
 from ...models.base import utcnow
 from ...models.kms import HsmProfile, HsmProfileDetail, KekVersion, KmsKey, WrappedKey

@@ -6,7 +6,7 @@ import logging
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ...api.errors import InvalidParameterValue
+from ...errors import InvalidParameterValue
 from ...models import Account, User
 from ...models.kms import ACTIVE, PREVIOUS, HsmProfile, KekVersion, KmsKey
 from ...providers.base import KeyAlreadyExists, KmsError

@@ -13,7 +13,7 @@ import time
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.command import ALL_ROLES, AsyncCommand, AsyncParams, ObjectResult
 from cloudstack_kms.api.declare import Out, ResponseObject
-from cloudstack_kms.api.errors import CloudRuntimeError
+from cloudstack_kms.errors import CloudRuntimeError
 from cloudstack_kms.services import events
 
 EXEC_EVENT = "TEST.ECHO.EXEC"

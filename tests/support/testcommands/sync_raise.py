@@ -5,7 +5,7 @@ the error must be rolled back with it.
 """
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.command import ALL_ROLES, BaseParams, Command, SuccessResult
-from cloudstack_kms.api.errors import (CloudRuntimeError, InvalidParameterValue, PermissionDenied,
+from cloudstack_kms.errors import (CloudRuntimeError, InvalidParameterValue, PermissionDenied,
                                        ResourceUnavailable)
 from cloudstack_kms.services import events
 
