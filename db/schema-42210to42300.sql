@@ -437,11 +437,26 @@ CREATE TABLE IF NOT EXISTS `disk_offering` (
   `state` varchar(40) NOT NULL DEFAULT 'Active',
   `display_offering` tinyint(1) NOT NULL DEFAULT 1,
   `encrypt` tinyint(1) DEFAULT 0,
+  `cache_mode` varchar(18) DEFAULT 'none',
+  `disk_size_strictness` tinyint(1) NOT NULL DEFAULT 0,
   `created` datetime DEFAULT NULL,
   `removed` datetime DEFAULT NULL,
   PRIMARY KEY (`id`),
   CONSTRAINT `uc_disk_offering__uuid` UNIQUE (`uuid`),
   INDEX `i_disk_offering__removed` (`removed`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- Details of a disk offering; the zones and domains it is limited to are details named `zoneid` and
+-- `domainid` holding internal ids, one row per id.
+CREATE TABLE IF NOT EXISTS `disk_offering_details` (
+  `id` bigint unsigned NOT NULL AUTO_INCREMENT,
+  `offering_id` bigint unsigned NOT NULL,
+  `name` varchar(255) NOT NULL,
+  `value` varchar(4096) NOT NULL,
+  `display` tinyint(1) NOT NULL DEFAULT 1,
+  PRIMARY KEY (`id`),
+  INDEX `i_disk_offering_details__offering_id` (`offering_id`),
+  CONSTRAINT `fk_disk_offering_details__offering_id` FOREIGN KEY (`offering_id`) REFERENCES `disk_offering` (`id`) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TABLE IF NOT EXISTS `storage_pool` (

@@ -2,13 +2,14 @@
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.access import find_account
 from cloudstack_kms.api.command import BaseParams, Command, ObjectResult
-from cloudstack_kms.api.errors import InvalidParameterValue, PermissionDenied
+from cloudstack_kms.errors import InvalidParameterValue, PermissionDenied
 from cloudstack_kms.models import DataCenter, Domain
 from cloudstack_kms.models.kms import HsmProfile
 from cloudstack_kms.providers.base import KmsError
 from cloudstack_kms.services.kms import profiles
 from cloudstack_kms.services.kms.runtime import runtime_of
 
+from .lookups import PROJECT_REFUSED, refuse_project
 from .responses import HsmProfileResponse
 
 
@@ -53,6 +54,7 @@ class CreateHSMProfile(Command):
         domainid = p.uuid("the domain of the profile; without account, a profile shared with that domain",
                           entity=Domain, related="listDomains")
         account = p.string("the account owning the profile (with domainid)")
+        projectid = p.uuid("the project owning the profile" + PROJECT_REFUSED)
         ispublic = p.boolean("true for a public profile every account may use (root admins only)")
         system = p.boolean("the published admin guide's name for ispublic")
         vendorname = p.string("the vendor name of the HSM", length=64)
@@ -62,6 +64,7 @@ class CreateHSMProfile(Command):
 
     def execute(self) -> ObjectResult:
         session, ctx = self.ctx.session, self.ctx
+        refuse_project(self.api_name, self.arg("projectid"))
         runtime = runtime_of(ctx.state)
         protocol = (self.arg("protocol") or "pkcs11").strip()
         if not protocol:

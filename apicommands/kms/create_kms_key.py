@@ -2,12 +2,12 @@
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.access import check_account_access, check_domain_access, find_account
 from cloudstack_kms.api.command import ALL_ROLES, BaseParams, Command, ObjectResult
-from cloudstack_kms.api.errors import InvalidParameterValue, PermissionDenied
+from cloudstack_kms.errors import InvalidParameterValue, PermissionDenied
 from cloudstack_kms.models import DataCenter, Domain
 from cloudstack_kms.services.kms import keys, profiles
 from cloudstack_kms.services.kms.runtime import runtime_of
 
-from .lookups import find_profile
+from .lookups import PROJECT_REFUSED, find_profile, refuse_project
 from .responses import KmsKeyResponse
 
 
@@ -33,9 +33,11 @@ class CreateKMSKey(Command):
         account = p.string("the account owning the key; must be used with domainid")
         domainid = p.uuid("the domain of the owning account; must be used with account", entity=Domain,
                           related="listDomains")
+        projectid = p.uuid("the project owning the key" + PROJECT_REFUSED)
 
     def execute(self) -> ObjectResult:
         ctx, session = self.ctx, self.ctx.session
+        refuse_project(self.api_name, self.arg("projectid"))
         owner = self._owner()
         key_bits = self.arg("keybits", 256)
         if key_bits not in (128, 192, 256):

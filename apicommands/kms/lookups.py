@@ -4,7 +4,7 @@ from sqlalchemy.orm import Session
 
 from cloudstack_kms.api.access import check_account_access
 from cloudstack_kms.api.context import CallContext
-from cloudstack_kms.api.errors import InvalidParameterValue
+from cloudstack_kms.errors import InvalidParameterValue, invalid_uuid
 from cloudstack_kms.models import Account
 from cloudstack_kms.models.kms import HsmProfile, KmsKey
 
@@ -23,3 +23,14 @@ def find_key(ctx: CallContext, uuid: str) -> KmsKey:
         raise InvalidParameterValue(f"KMS key not found: {uuid}")
     check_account_access(ctx, ctx.session.get(Account, key.account_id))
     return key
+
+
+#: ``projectid`` on the create commands whose upstream web-UI form lists it (the form cannot be
+#: drawn without the parameter in listApis). Projects are not built here, so no id names a project.
+PROJECT_REFUSED = "; this server has no projects, so any project ID is refused as unknown"
+
+
+def refuse_project(api: str, project_id: str | None) -> None:
+    """No project exists: a given ``projectid`` gets upstream's answer for an unknown id (431)."""
+    if project_id:
+        raise invalid_uuid(api, "projectid", project_id)

@@ -2,7 +2,7 @@
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.access import resolve_owner
 from cloudstack_kms.api.command import ALL_ROLES, AsyncCreateCommand, AsyncParams, ObjectResult
-from cloudstack_kms.api.errors import InvalidParameterValue
+from cloudstack_kms.errors import InvalidParameterValue
 from cloudstack_kms.models import DataCenter, Domain
 from cloudstack_kms.models.kms import KmsKey
 from cloudstack_kms.models.volume import DiskOffering
@@ -10,6 +10,7 @@ from cloudstack_kms.services import volumes
 from cloudstack_kms.services.kms.runtime import runtime_of
 from sqlalchemy import select
 
+from ..offering.restrictions import check_usable as check_offering_usable
 from .responses import VolumeResponse
 
 
@@ -45,6 +46,7 @@ class CreateVolume(AsyncCreateCommand):
         if self.arg("zoneid") is None:
             raise InvalidParameterValue("Please specify a valid zone.")
         owner = resolve_owner(ctx, self.args)
+        check_offering_usable(ctx.session, self.args["diskofferingid"], owner, self.args["zoneid"])
         key = None
         if self.arg("kmskeyid"):
             key = ctx.session.scalars(select(KmsKey).where(KmsKey.uuid == self.args["kmskeyid"],

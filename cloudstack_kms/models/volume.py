@@ -9,6 +9,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from .base import ID, REF, TINYBOOL, Base, new_uuid, utcnow
 
 VOLUME_ALLOCATED, VOLUME_CREATING, VOLUME_READY, VOLUME_EXPUNGED = "Allocated", "Creating", "Ready", "Expunged"
+#: Destroyed but recoverable (destroyVolume without expunge; recoverVolume brings it back).
+VOLUME_DESTROY = "Destroy"
 ENCRYPT_LUKS = "LUKS"
 
 
@@ -40,8 +42,31 @@ class DiskOffering(Base):
     state: Mapped[str] = mapped_column(String(40), nullable=False, default="Active")
     display_offering: Mapped[bool] = mapped_column(TINYBOOL, nullable=False, default=True)
     encrypt: Mapped[bool | None] = mapped_column(TINYBOOL, default=False)
+    # The hypervisor's write cache for the disk: none, writeback or writethrough (since 4.14).
+    cache_mode: Mapped[str | None] = mapped_column(String(18), default="none")
+    # True: disks of this offering may not be resized (since 4.16).
+    disk_size_strictness: Mapped[bool] = mapped_column(TINYBOOL, nullable=False, default=False)
     created: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow)
     removed: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class DiskOfferingDetail(Base):
+    """Key/value details of a disk offering. As upstream, the zones and domains an offering is
+    limited to are details named ``zoneid`` and ``domainid`` holding internal ids, here one row per
+    id (no such row: every zone, or a public offering)."""
+
+    __tablename__ = "disk_offering_details"
+    __table_args__ = (
+        Index("i_disk_offering_details__offering_id", "offering_id"),
+        ForeignKeyConstraint(["offering_id"], ["disk_offering.id"], name="fk_disk_offering_details__offering_id",
+                             ondelete="CASCADE"),
+    )
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    offering_id: Mapped[int] = mapped_column(REF, nullable=False)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    value: Mapped[str] = mapped_column(String(4096), nullable=False)
+    display: Mapped[bool] = mapped_column(TINYBOOL, nullable=False, default=True)
 
 
 class StoragePool(Base):

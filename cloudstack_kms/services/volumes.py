@@ -21,12 +21,12 @@ from typing import Any
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from ..api.errors import CloudRuntimeError, InvalidParameterValue, PermissionDenied
+from ..errors import CloudRuntimeError, InvalidParameterValue, PermissionDenied
 from ..models import Account, DataCenter, Domain
 from ..models.base import new_uuid, utcnow
 from ..models.kms import PURPOSE_VOLUME, KekVersion, KmsKey, WrappedKey
-from ..models.volume import (ENCRYPT_LUKS, VOLUME_ALLOCATED, VOLUME_EXPUNGED, VOLUME_READY, DiskOffering, Passphrase,
-                             StoragePool, Volume)
+from ..models.volume import (ENCRYPT_LUKS, VOLUME_ALLOCATED, VOLUME_DESTROY, VOLUME_EXPUNGED, VOLUME_READY,
+                             DiskOffering, Passphrase, StoragePool, Volume)
 from ..providers.base import zero
 from ..security.masterkey import MasterKey
 from ..storage import pools, qemu
@@ -365,5 +365,6 @@ def volume_view(session: Session, volume: Volume, admin: bool) -> dict[str, Any]
         "path": volume.path if admin else None, "encryptformat": volume.encrypt_format,
         "kmskeyid": key.uuid if key else None, "kmskey": key.name if key else None, "kmskeyversion": version,
         "volumecheckresult": json.loads(volume.check_result) if volume.check_result else None,
-        "destroyed": False, "isextractable": True, "displayvolume": bool(volume.display_volume) if admin else None,
+        "destroyed": volume.state == VOLUME_DESTROY, "isextractable": True,
+        "displayvolume": bool(volume.display_volume) if admin else None,
     }

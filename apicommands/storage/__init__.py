@@ -1,0 +1,1 @@
+"""Primary storage commands."""

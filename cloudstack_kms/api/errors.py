@@ -1,2 +1,0 @@
-"""Temporary: the error catalogue moved to :mod:`cloudstack_kms.errors`."""
-from ..errors import *  # noqa: F401,F403
