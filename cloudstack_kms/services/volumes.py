@@ -27,7 +27,7 @@ from ..models.base import new_uuid, utcnow
 from ..models.kms import PURPOSE_VOLUME, KekVersion, KmsKey, WrappedKey
 from ..models.volume import (ENCRYPT_LUKS, VOLUME_ALLOCATED, VOLUME_DESTROY, VOLUME_EXPUNGED, VOLUME_READY,
                              DiskOffering, Passphrase, StoragePool, Volume)
-from ..providers.base import zero
+from ..providers.base import random_buffer, zero
 from ..security.masterkey import MasterKey
 from ..storage import pools, qemu
 from . import settings
@@ -90,23 +90,8 @@ def allocate(session: Session, *, owner: Account, zone: DataCenter, offering: Di
     return volume
 
 
-def _random(size: int) -> bytearray:
-    """Random bytes read straight into a buffer the caller can zero (``os.urandom`` returns an
-    immutable copy that would stay in memory until reused)."""
-    buffer = bytearray(size)
-    try:
-        source = open("/dev/urandom", "rb", buffering=0)  # noqa: SIM115
-    except OSError:  # not a Unix system
-        return bytearray(os.urandom(size))
-    with source:
-        view = memoryview(buffer)
-        while view:
-            view = view[source.readinto(view):]
-    return buffer
-
-
 def new_passphrase(session: Session, master_key: MasterKey) -> tuple[Passphrase, bytearray]:
-    raw = _random(PASSPHRASE_BYTES)
+    raw = random_buffer(PASSPHRASE_BYTES)
     try:
         secret = b64_buffer(raw)
     finally:

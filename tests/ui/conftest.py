@@ -1,5 +1,10 @@
 """Fixtures for the browser tests: a server that also serves the CloudStack UI build, one
-Chromium for the run, and a fresh tab (:class:`~tests.support.browser.UiSession`) per test."""
+Chromium for the run, and a fresh tab (:class:`~tests.support.browser.UiSession`) per test.
+
+The browser tests get a database of their own (``kms_env``, ``server`` and the admin keys are
+overridden here): the UI shows lists a page at a time, so rows left by the other test modules
+would push what a step just made off the first page.
+"""
 from __future__ import annotations
 
 import os
@@ -11,8 +16,26 @@ from tests.support.server import ServerProcess
 
 
 @pytest.fixture(scope="session")
+def kms_env(env_factory):
+    return env_factory("ui")
+
+
+@pytest.fixture(scope="session")
+def server(kms_env):
+    """The signed-API server of the browser tests' database (tests check the state through it)."""
+    proc = ServerProcess(kms_env).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def admin_keys(kms_env) -> dict[str, str]:
+    return kms_env.admin_keys()
+
+
+@pytest.fixture(scope="session")
 def ui_server(kms_env):
-    """A second server on the run's main database, with ``--ui-dir``."""
+    """A second server on the browser tests' database, with ``--ui-dir``."""
     reason = unavailable()
     if reason:
         if os.environ.get("KMS_REQUIRE_UI", "0") not in ("", "0") or os.environ.get("CI"):
