@@ -424,10 +424,14 @@ def test_a_user_finds_kms_keys_when_a_public_profile_exists(ui, admin, walk):
     ui.login(account["user"][0]["username"], PASSWORD)
     probe = ui.last("listHSMProfiles")  # the UI's start-up check that opens Key Management to users
     assert probe.params["listall"] == "true" and probe.json()["listhsmprofilesresponse"]["count"] >= 1
-    ui.page.locator(".ant-menu-submenu-title", has_text="Key Management").first.click()
+    since = len(ui.calls)  # before the submenu: with one entry in it, opening it may open the page
+    kms_keys = ui.page.locator(".ant-menu-item", has_text="KMS Keys").first
+    if not kms_keys.is_visible():
+        ui.page.locator(".ant-menu-submenu-title", has_text="Key Management").first.click()
+    kms_keys.wait_for(state="visible")
     assert ui.page.locator(".ant-menu-item", has_text="HSM Profile").count() == 0
-    since = len(ui.calls)
-    ui.page.locator(".ant-menu-item", has_text="KMS Keys").first.click()
+    if not ui.page.url.endswith("/kmskey"):
+        kms_keys.click()
     ui.answer("listKMSKeys", since)
     ui.settle()
     ui.page.get_by_role("button", name="Create KMS Key").click()
