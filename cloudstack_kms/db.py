@@ -15,10 +15,11 @@ import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from sqlalchemy import create_engine, event, inspect, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import Base, Version, utcnow
@@ -91,7 +92,28 @@ class Database:
                 # Read-only transactions start deferred: in WAL mode they neither wait for nor block
                 # a writer (a job holding the write lock for seconds must not stall every poll).
                 conn.exec_driver_sql("BEGIN" if _readonly.get() else "BEGIN IMMEDIATE")
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, info={"database": self})
+        self._watchers: list[tuple[tuple[type, ...], Callable[[], None]]] = []
+        event.listen(self._sessions, "before_flush", _note_flushed_models)
+        event.listen(self._sessions, "do_orm_execute", _note_bulk_models)
+        event.listen(self._sessions, "after_commit", self._after_commit)
+        event.listen(self._sessions, "after_rollback", _forget_changed_models)
+
+    def watch(self, models: tuple[type, ...], callback: Callable[[], None]) -> None:
+        """Call ``callback`` after each commit of this process that changed a row of ``models``
+        (through the ORM: objects flushed, or bulk ``update``/``delete`` statements)."""
+        self._watchers.append((models, callback))
+
+    def _after_commit(self, session: Session) -> None:
+        changed = session.info.pop(_CHANGED, None)
+        if not changed:
+            return
+        for models, callback in self._watchers:
+            if any(issubclass(c, models) for c in changed):
+                try:
+                    callback()
+                except Exception:  # noqa: BLE001 - the commit is done; never fail it afterwards
+                    log.exception("a commit watcher failed")
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -146,6 +168,50 @@ class Database:
         with self.engine.begin() as conn:
             for statement in split_sql(path.read_text()):
                 conn.exec_driver_sql(statement)
+
+
+_CHANGED = "changed_models"
+
+
+def _note_flushed_models(session: Session, _context, _instances) -> None:  # noqa: ANN001
+    changed = session.info.setdefault(_CHANGED, set())
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        changed.add(type(obj))
+
+
+def _note_bulk_models(state) -> None:  # noqa: ANN001 - ORMExecuteState
+    if (state.is_update or state.is_delete or state.is_insert) and state.bind_mapper is not None:
+        state.session.info.setdefault(_CHANGED, set()).add(state.bind_mapper.class_)
+
+
+def _forget_changed_models(session: Session) -> None:
+    session.info.pop(_CHANGED, None)
+
+
+#: MySQL/MariaDB errors of an unreachable, restarting or overloaded server, and lock timeouts:
+#: expected in operation, not bugs. (Client 2002/2003/2006/2013/2055: cannot connect, gone away,
+#: lost; server 1040 too many connections, 1053/1927 shutdown or killed, 1205/1213 lock wait or
+#: deadlock.)
+_MYSQL_TRANSIENT = {1040, 1053, 1205, 1213, 1927, 2002, 2003, 2006, 2013, 2055}
+_SQLITE_TRANSIENT = ("database is locked", "unable to open database file", "disk i/o error")
+
+
+def database_failure(exc: BaseException | None) -> str | None:
+    """One line on a failure of the database itself (down, restarting, connection lost, lock
+    timeouts), or None for any other error, bugs included. Such failures are expected in
+    operation: they are logged as this line, not with a traceback, and never with the statement
+    or its values. ``exc`` may be SQLAlchemy's wrapper or the driver's own exception."""
+    if exc is None:
+        return None
+    orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    args = getattr(orig, "args", ())
+    code = args[0] if args and isinstance(args[0], int) else None
+    invalidated = isinstance(exc, DBAPIError) and exc.connection_invalidated
+    transient = (code in _MYSQL_TRANSIENT or invalidated
+                 or (type(orig).__module__ == "sqlite3" and args and str(args[0]).lower() in _SQLITE_TRANSIENT))
+    if not transient:
+        return None
+    return f"database error ({type(orig).__name__}{f' {code}' if code is not None else ''})"
 
 
 def split_sql(script: str) -> list[str]:

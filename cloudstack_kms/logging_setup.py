@@ -28,6 +28,24 @@ def redact(text: str) -> str:
     return _JSON_PAIR.sub(lambda m: f"{m.group(1)}{m.group(3)}{MASK}{m.group(3)}", text)
 
 
+def _one_line_database_failure(record: logging.LogRecord) -> bool:
+    """A database outage fails every request and every background round: logged with tracebacks it
+    buried the log (hundreds in a ten-second restart). Such a record keeps its message plus one
+    line naming the failure; any other exception keeps its traceback."""
+    from .db import database_failure  # noqa: PLC0415 - logging is set up before anything else
+    assert record.exc_info is not None
+    reason = database_failure(record.exc_info[1])
+    if reason is None:
+        return False
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001
+        message = str(record.msg)
+    record.msg, record.args = f"{redact(message)}: {reason}", None
+    record.exc_info, record.exc_text = None, None
+    return True
+
+
 def install_redaction() -> None:
     global _installed
     if _installed:
@@ -36,6 +54,8 @@ def install_redaction() -> None:
 
     def factory(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         record = previous(*args, **kwargs)
+        if record.exc_info and _one_line_database_failure(record):
+            return record
         if record.exc_info and not record.exc_text:
             # Handlers format tracebacks later, from exc_info, unless exc_text is already set
             # (logging.Formatter.format): set it now, formatted and redacted.

@@ -46,6 +46,7 @@ class ListZones(ListCommand):
             stmt = stmt.where(or_(DataCenter.domain_id.is_(None), DataCenter.domain_id.in_(visible)))
         stmt = keyword_filter(stmt, self.args, DataCenter.name, DataCenter.description)
         rows, total = paged(self.ctx.session, stmt, self.args, DataCenter.id)
+        domain_ids = {z.domain_id for z in rows if z.domain_id}
         domains = {d.id: d for d in self.ctx.session.scalars(
-            select(Domain).where(Domain.id.in_([z.domain_id for z in rows if z.domain_id])))}
+            select(Domain).where(Domain.id.in_(domain_ids)))} if domain_ids else {}
         return ListResult(ZoneResponse, [zone_view(z, domains.get(z.domain_id)) for z in rows], total)

@@ -16,13 +16,13 @@ import secrets
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from ..db import in_readonly_transaction
+from .callers import CallerCache
 from ..models import Account, ApiSession, User
 from ..models.base import utcnow
-from ..security.masterkey import MasterKey, MasterKeyError
 from ..errors import Unauthorized
 
 SESSION_TIMEOUT_SEC = 1800
@@ -86,7 +86,7 @@ def check_parameter_names(params: list[tuple[str, str]]) -> None:
         seen.add(lowered)
 
 
-def verify_signature(session: Session, master_key: MasterKey, params: list[tuple[str, str]]) -> User:
+def verify_signature(session: Session, callers: CallerCache, params: list[tuple[str, str]]) -> User:
     """Return the enabled user whose key signed ``params``; raise 401 otherwise."""
     lowered = {k.lower(): v for k, v in params}
     api_key, signature = lowered.get("apikey"), lowered.get("signature")
@@ -96,13 +96,12 @@ def verify_signature(session: Session, master_key: MasterKey, params: list[tuple
         expires = parse_expires(lowered.get("expires", ""))
         if expires is None or expires < datetime.now(timezone.utc):
             raise Unauthorized()
-    user = session.scalars(select(User).where(User.api_key == api_key, User.removed.is_(None))).first()
-    if user is None or user.state != "enabled" or user.account.state != "enabled" or user.account.removed:
+    found = callers.key_holder(session, api_key)
+    if found is None:
         raise Unauthorized()
-    try:
-        secret = master_key.open_text(user.secret_key or "", f"user.secret_key:{user.uuid}")
-    except MasterKeyError:
-        raise Unauthorized() from None
+    user, secret = found
+    if user.state != "enabled" or user.account.state != "enabled" or user.account.removed or secret is None:
+        raise Unauthorized()
     given = signature.encode()
     matched = False
     for candidate in canonical_strings(params):
@@ -126,7 +125,8 @@ def new_session(session: Session, user: User) -> tuple[str, str]:
     return session_key, jsessionid
 
 
-def session_user(session: Session, param_key: str, cookie_key: str) -> tuple[User, int | None]:
+def session_user(session: Session, callers: CallerCache, param_key: str,
+                 cookie_key: str) -> tuple[User, int | None]:
     """The user of a live session, and the id of its session row when ``last_access`` is due a refresh
     that this (read-only) transaction could not write; the caller then calls :func:`touch_session`.
 
@@ -135,19 +135,18 @@ def session_user(session: Session, param_key: str, cookie_key: str) -> tuple[Use
     """
     if not param_key or (cookie_key and not hmac.compare_digest(param_key.encode(), cookie_key.encode())):
         raise Unauthorized("unable to verify user credentials")
-    row = session.scalars(select(ApiSession).where(ApiSession.session_key_hash == _digest(param_key),
-                                                   ApiSession.removed.is_(None))).first()
+    found = callers.live_session(session, _digest(param_key))
     now = utcnow()
-    if row is None or row.last_access < now - timedelta(seconds=SESSION_TIMEOUT_SEC):
+    if found is None or found[1] < now - timedelta(seconds=SESSION_TIMEOUT_SEC):
         raise Unauthorized("unable to verify user credentials")
-    user = session.get(User, row.user_id)
+    row_id, last_access, user = found
     if user is None or user.removed or user.state != "enabled" or user.account.state != "enabled":
         raise Unauthorized("unable to verify user credentials")
-    if (now - row.last_access).total_seconds() <= SESSION_TOUCH_SEC:  # keep writes rare
+    if (now - last_access).total_seconds() <= SESSION_TOUCH_SEC:  # keep writes rare
         return user, None
     if in_readonly_transaction():
-        return user, row.id
-    row.last_access = now
+        return user, row_id
+    touch_session(session, row_id)
     return user, None
 
 

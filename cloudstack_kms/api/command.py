@@ -115,6 +115,17 @@ class Command:
         return dict(cls.Params._declared_fields)
 
     @classmethod
+    def params_schema(cls) -> Schema:
+        """The command's parameter schema, built once: building one deep-copies every field, which
+        cost more than the rest of a small request. Loading does not change a schema, so threads
+        share it."""
+        schema = cls.__dict__.get("_params_schema")
+        if schema is None:
+            schema = cls.Params()
+            cls._params_schema = schema
+        return schema
+
+    @classmethod
     def sensitive_params(cls) -> set[str]:
         return {name for name, f in cls.param_fields().items() if f.metadata.get("sensitive")}
 

@@ -19,6 +19,7 @@ from ..jobs import queue
 from ..models import User
 from ..services import events
 from . import auth, login as login_flow
+from .callers import caller_cache
 from .command import AsyncCommand, Command
 from .context import CallContext
 from ..errors import (GENERIC_INTERNAL_TEXT, INTERNAL_ERROR, ApiError, CloudRuntimeError, Unauthorized,
@@ -67,10 +68,12 @@ def api(_rest: str | None = None) -> Response:
     command = params.get("command", "")
     app_state = state()
     cls = app_state.registry.get(command)
-    if command == "login":
-        return login_flow.login(app_state, params, fmt)
-    if command == "logout":
-        return login_flow.logout(app_state, params, fmt)
+    if command in ("login", "logout"):
+        try:
+            return (login_flow.login if command == "login" else login_flow.logout)(app_state, params, fmt)
+        except Exception as exc:  # noqa: BLE001 - the database is down, or a bug: a clean 530 either way
+            log_failure(command, exc)
+            return respond_error(f"{command}response", CloudRuntimeError(GENERIC_INTERNAL_TEXT), fmt)
     name = cls.response_name() if cls else "errorresponse"
     try:
         if cls is not None and not cls.requires_auth and not _credentials_given(params):
@@ -102,8 +105,8 @@ def dispatch_public(app_state: AppState, cls: type[Command], params: dict[str, s
             body = result_body(result, None)
     except ApiError:
         raise  # answered by the caller
-    except Exception:  # noqa: BLE001
-        log.exception("command %s failed", cls.api_name)
+    except Exception as exc:  # noqa: BLE001
+        log_failure(cls.api_name, exc)
         raise CloudRuntimeError(GENERIC_INTERNAL_TEXT) from None
     return respond(cls.response_name(), body, fmt)
 
@@ -111,12 +114,13 @@ def dispatch_public(app_state: AppState, cls: type[Command], params: dict[str, s
 def authenticate(app_state: AppState, session: Session, pairs: list[tuple[str, str]],
                  params: dict[str, str]) -> Caller:
     """A signed request wins over a session, as clients never send both."""
+    callers = caller_cache(app_state)
     if "apikey" in params:
-        return Caller(auth.verify_signature(session, app_state.master_key, pairs), True)
+        return Caller(auth.verify_signature(session, callers, pairs), True)
     param_key, cookie_key = params.get("sessionkey", ""), request.cookies.get("sessionkey", "")
     if not param_key and not cookie_key:
         raise Unauthorized()
-    user, to_touch = auth.session_user(session, param_key, cookie_key)
+    user, to_touch = auth.session_user(session, callers, param_key, cookie_key)
     return Caller(user, False, to_touch)
 
 
@@ -160,14 +164,20 @@ def dispatch(app_state: AppState, cls: type[Command] | None, command: str, pairs
             body = result_body(result, ctx.role)
     except ApiError as err:
         raise hide_internal(err, role) from None
-    except Exception:  # noqa: BLE001 - the one place that turns bugs into a clean 530
-        log.exception("command %s failed", command)
+    except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a clean 530
+        log_failure(command, exc)
         raise CloudRuntimeError(GENERIC_INTERNAL_TEXT) from None
     if caller is not None and caller.session_to_touch is not None:
         touch_session(app_state, caller.session_to_touch)
     if job_to_wake and app_state.worker is not None:
         app_state.worker.wake()
     return respond(cls.response_name(), body, fmt)
+
+
+def log_failure(command: str, exc: BaseException) -> None:
+    """A failed request's log entry. A database failure comes out as one line (see
+    ``logging_setup``): during an outage every request fails so, and tracebacks buried the log."""
+    log.error("command %s failed", command or "-", exc_info=exc)
 
 
 def touch_session(app_state: AppState, row_id: int) -> None:

@@ -51,13 +51,20 @@ def page_window(args: dict[str, Any], max_page_size: int = DEFAULT_PAGE_SIZE) ->
 
 
 def paged(session: Session, stmt: Select, args: dict[str, Any], order_by: Any) -> tuple[list[Any], int]:
-    """Run ``stmt`` with CloudStack paging; returns (rows of this page, total count)."""
+    """Run ``stmt`` with CloudStack paging; returns (rows of this page, total count).
+
+    The count costs a second query only when this page cannot tell it: a page that is not
+    full (and not past the end) holds the last rows, so the total is known from it.
+    """
     offset, limit = page_window(args, max_page_size(session))
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     query = stmt.order_by(order_by).offset(offset)
     if limit is not None:
         query = query.limit(limit)
-    return list(session.scalars(query).unique()), total
+    rows = list(session.scalars(query).unique())
+    if (limit is None or len(rows) < limit) and (rows or offset == 0):
+        return rows, offset + len(rows)
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    return rows, total
 
 
 def keyword_filter(stmt: Select, args: dict[str, Any], *columns: Any, param: str = "keyword") -> Select:

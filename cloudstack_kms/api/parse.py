@@ -57,7 +57,7 @@ def parse_args(cmd: type[Command], params: dict[str, str], session: Session) -> 
         data[name] = value
     data.update(gather_maps(cmd, params))
     try:
-        loaded = cmd.Params().load(data)
+        loaded = cmd.params_schema().load(data)
     except ValidationError as exc:
         messages = exc.messages if isinstance(exc.messages, dict) else {}
         for name, field in fields.items():

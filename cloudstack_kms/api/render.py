@@ -5,6 +5,7 @@ import json
 from typing import Any
 from xml.sax.saxutils import escape
 
+import orjson
 from flask import Response
 
 from .command import FlatResult, ListResult, ObjectResult, Result, SuccessResult
@@ -60,11 +61,20 @@ def error_body(err: ApiError) -> dict[str, Any]:
     return body
 
 
+def to_json(document: dict[str, Any]) -> bytes:
+    """One line of raw UTF-8 (Marvin reads only the first line of listApis). orjson is several
+    times faster than the standard module; it refuses what JSON numbers in other clients could
+    not hold anyway (integers beyond 64 bits), for which the standard module still answers."""
+    try:
+        return orjson.dumps(document)
+    except TypeError:
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def respond(name: str, body: dict[str, Any], fmt: str, status: int = 200,
             headers: dict[str, str] | None = None) -> Response:
     if fmt == "json":
-        # One line, raw UTF-8: Marvin reads only the first line of listApis.
-        payload = json.dumps({name: body}, ensure_ascii=False, separators=(",", ":"))
+        payload = to_json({name: body})
         resp = Response(payload, status=status, content_type=JSON_TYPE)
     else:
         resp = Response(to_xml(name, body), status=status, content_type=XML_TYPE)

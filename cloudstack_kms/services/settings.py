@@ -6,12 +6,15 @@ the live value with :func:`get_value` (no restart needed for dynamic keys).
 """
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..cache import TtlCache
 from ..models import Configuration
 from ..models.base import utcnow
 
@@ -109,10 +112,19 @@ def seed(session: Session) -> int:
     return added
 
 
+#: Longest time a setting changed by another process or server goes unseen here.
+CACHE_TTL_SEC = 0.5
+_STORED = "stored"
+
+
 def get_values(session: Session, *names: str) -> list[Any]:
-    """Several live settings, typed, in one query (an unreadable stored value falls back to the default)."""
-    stored = dict(session.execute(select(Configuration.name, Configuration.value)
-                                  .where(Configuration.name.in_(names))).all())
+    """Several live settings, typed (an unreadable stored value falls back to the default).
+
+    Settings are read on almost every call (page size, retry policy), so the stored values are
+    cached per database for :data:`CACHE_TTL_SEC`; a change committed by this process clears the
+    cache at once, and a transaction with a change of its own not yet committed reads the table.
+    """
+    stored = _stored_values(session)
     values = []
     for name in names:
         key = KEYS[name]
@@ -122,6 +134,42 @@ def get_values(session: Session, *names: str) -> list[Any]:
         except ValueError:
             values.append(key.parse(key.default))
     return values
+
+
+def _stored_values(session: Session) -> dict[str, str | None]:
+    cache = _cache_of(session)
+    if cache is None or _changes_settings(session):
+        return _read_stored(session)
+    return cache.get_or_load(_STORED, lambda: _read_stored(session))
+
+
+def _read_stored(session: Session) -> dict[str, str | None]:
+    return dict(session.execute(select(Configuration.name, Configuration.value)
+                                .where(Configuration.name.in_(list(KEYS)))).all())
+
+
+def _changes_settings(session: Session) -> bool:
+    return any(isinstance(o, Configuration) for o in (*session.new, *session.dirty)) or \
+        Configuration in session.info.get("changed_models", ())
+
+
+_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Database → its cache
+_caches_lock = threading.Lock()
+
+
+def _cache_of(session: Session) -> TtlCache | None:
+    """The settings cache of the session's database (None for sessions made elsewhere)."""
+    db = session.info.get("database")
+    if db is None:
+        return None
+    cache = _caches.get(db)
+    if cache is None:
+        with _caches_lock:
+            cache = _caches.get(db)
+            if cache is None:
+                cache = _caches[db] = TtlCache(CACHE_TTL_SEC, max_entries=1)
+                db.watch((Configuration,), cache.clear)
+    return cache
 
 
 def get_value(session: Session, name: str) -> Any:

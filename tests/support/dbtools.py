@@ -6,11 +6,14 @@ Tests use it to check what only the database shows (the ``async_job`` rows, the
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import text
 
+from cloudstack_kms.api import callers
 from cloudstack_kms.db import Database
+from cloudstack_kms.services import settings
 
 from .server import KmsEnv
 
@@ -35,14 +38,22 @@ def query(kms: KmsEnv, sql: str, **params: Any) -> list[Any]:
         database.dispose()
 
 
+#: Servers cache callers and settings this long (see ``cloudstack_kms.cache``): a write made
+#: behind their back is certain to be seen only after it.
+SERVER_CACHE_SEC = max(callers.TTL_SEC, settings.CACHE_TTL_SEC)
+
+
 def execute(kms: KmsEnv, sql: str, **params: Any) -> int:
-    """Run one SQL write and commit it; returns the row count."""
+    """Run one SQL write and commit it, then wait until running servers must see it; returns
+    the row count."""
     database = Database(kms.db_url)
     try:
         with database.engine.begin() as conn:
-            return conn.execute(text(sql), params).rowcount
+            count = conn.execute(text(sql), params).rowcount
     finally:
         database.dispose()
+    time.sleep(SERVER_CACHE_SEC + 0.05)
+    return count
 
 
 def set_user_state(kms: KmsEnv, user_uuid: str, state: str) -> None:
