@@ -34,6 +34,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,6 +132,44 @@ def drop_database(base_url: str, name: str) -> None:
     engine.dispose()
 
 
+@contextmanager
+def bench_server(base_url: str, tmp: Path, workers: int, providers: list[str],
+                 extra_args: tuple[str, ...] = ()) -> Iterator[tuple[KmsEnv, ServerProcess, Api]]:
+    """A fresh database under ``base_url``, a data directory in ``tmp`` (and a SoftHSM2 token if
+    ``pkcs11`` is among ``providers``), ``db init`` and a running server: (env, server, admin API).
+    The server is stopped and the database dropped on exit; ``tmp`` is the caller's to remove."""
+    db_name = None
+    server = None
+    try:
+        hsm_env = setup_softhsm(tmp / "softhsm") if "pkcs11" in providers else {}
+        db_url, db_name = make_database(base_url, tmp)
+        kms = KmsEnv(db_url=db_url, data_dir=tmp / "data", extra_env=hsm_env)
+        kms.init()
+        keys = kms.admin_keys()
+        server = ServerProcess(kms, workers=workers, log_path=tmp / "server.log",
+                               extra_args=extra_args).start(timeout=60)
+        yield kms, server, Api(server.url, keys["apikey"], keys["secretkey"])
+    finally:
+        if server is not None:
+            server.stop()
+        if db_name:
+            drop_database(base_url, db_name)
+
+
+def prepare(api: Api, providers: list[str]) -> tuple[str, str, dict[str, str]]:
+    """The zone, an encrypted disk offering and an HSM profile id per provider (``database``: the
+    built-in one; ``pkcs11``: a new profile on the SoftHSM2 token); LUKS iter-time set small."""
+    zone = api.call("listZones")["zone"][0]["id"]
+    offering = api.call("createDiskOffering", name="bench-encrypted", disksize=1, encrypt="true")["diskoffering"]["id"]
+    api.call("updateConfiguration", name="storage.luks.iter.time.ms", value=ITER_TIME_MS)
+    profiles = {"database": api.call("listHSMProfiles", name="HSM Database Provider")["hsmprofile"][0]["id"]}
+    if "pkcs11" in providers:
+        profiles["pkcs11"] = api.call("createHSMProfile", name="bench-pkcs11", **{
+            "details[0].library": MODULE, "details[0].token_label": TOKEN_LABEL,
+            "details[0].pin": USER_PIN})["hsmprofile"]["id"]
+    return zone, offering, profiles
+
+
 # ------------------------------------------------------------------ measuring
 def server_cpu(pid: int) -> float:
     """CPU seconds used so far by a process and its children (the gunicorn master and its workers),
@@ -214,22 +254,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"SoftHSM2 is not installed ({MODULE}, softhsm2-util): pkcs11 rows skipped", file=sys.stderr)
 
     tmp = Path(tempfile.mkdtemp(prefix="kms-volbench-"))
-    db_name = None
-    server = None
     try:
-        hsm_env = setup_softhsm(tmp / "softhsm") if "pkcs11" in providers else {}
-        db_url, db_name = make_database(args.db_url, tmp)
-        kms = KmsEnv(db_url=db_url, data_dir=tmp / "data", extra_env=hsm_env)
-        kms.init()
-        keys = kms.admin_keys()
-        server = ServerProcess(kms, workers=args.workers, log_path=tmp / "server.log").start(timeout=60)
-        api = Api(server.url, keys["apikey"], keys["secretkey"])
-        rows = run(api, server, providers, args)
+        with bench_server(args.db_url, tmp, args.workers, providers) as (_kms, server, api):
+            rows = run(api, server, providers, args)
     finally:
-        if server is not None:
-            server.stop()
-        if db_name:
-            drop_database(args.db_url, db_name)
         if args.keep:
             print(f"kept {tmp}")
         else:
@@ -257,14 +285,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(api: Api, server: ServerProcess, providers: list[str], args: argparse.Namespace) -> list[Row]:
-    zone = api.call("listZones")["zone"][0]["id"]
-    offering = api.call("createDiskOffering", name="bench-encrypted", disksize=1, encrypt="true")["diskoffering"]["id"]
-    api.call("updateConfiguration", name="storage.luks.iter.time.ms", value=ITER_TIME_MS)
-    profiles = {"database": api.call("listHSMProfiles", name="HSM Database Provider")["hsmprofile"][0]["id"]}
-    if "pkcs11" in providers:
-        profiles["pkcs11"] = api.call("createHSMProfile", name="bench-pkcs11", **{
-            "details[0].library": MODULE, "details[0].token_label": TOKEN_LABEL,
-            "details[0].pin": USER_PIN})["hsmprofile"]["id"]
+    zone, offering, profiles = prepare(api, providers)
     rows = []
     for mode, images, count in (("images", "true", args.image_count), ("metadata", "false", args.count)):
         if count <= 0:
