@@ -14,6 +14,7 @@ import hmac
 import re
 import secrets
 from datetime import datetime, timedelta, timezone
+from typing import Iterator
 from urllib.parse import quote
 
 from sqlalchemy import update
@@ -37,17 +38,20 @@ def _java_encode(value: str) -> str:
     return quote(value, safe=".-*_").replace("~", "%7E")
 
 
-def canonical_strings(params: list[tuple[str, str]]) -> list[str]:
-    """The exact Java form first, then the variants real clients produce."""
+def canonical_strings(params: list[tuple[str, str]]) -> Iterator[str]:
+    """The exact Java form first, then the variants real clients produce (each once, built only
+    when the ones before did not match)."""
     pairs = [(k, v) for k, v in params if k.lower() != "signature"]
-    exact = "&".join(f"{k}={_java_encode(v)}" for k, v in sorted(pairs, key=lambda kv: kv[0])).lower()
-    variants = [exact]
-    by_lower = "&".join(f"{k}={_java_encode(v)}" for k, v in sorted(pairs, key=lambda kv: kv[0].lower())).lower()
+    encoded = [(k, _java_encode(v)) for k, v in pairs]
+    exact = "&".join(f"{k}={v}" for k, v in sorted(encoded, key=lambda kv: kv[0])).lower()
+    yielded = {exact}
+    yield exact
+    by_lower = "&".join(f"{k}={v}" for k, v in sorted(encoded, key=lambda kv: kv[0].lower())).lower()
     for base in (exact, by_lower):
         for candidate in (base, base.replace("%7e", "~"), base.replace("%7e", "~").replace("%5b", "[").replace("%5d", "]")):
-            if candidate not in variants:
-                variants.append(candidate)
-    return variants
+            if candidate not in yielded:
+                yielded.add(candidate)
+                yield candidate
 
 
 def sign(query: str, secret: str) -> str:
@@ -103,11 +107,10 @@ def verify_signature(session: Session, callers: CallerCache, params: list[tuple[
     if user.state != "enabled" or user.account.state != "enabled" or user.account.removed or secret is None:
         raise Unauthorized()
     given = signature.encode()
-    matched = False
-    for candidate in canonical_strings(params):
-        # Evaluate every candidate so timing does not depend on which variant matched.
-        matched |= hmac.compare_digest(sign(candidate, secret).encode(), given)
-    if not matched:
+    # Each comparison is constant-time. Stopping at the first match tells a caller only which
+    # spelling of its own (public) parameters matched, never anything about the secret.
+    if not any(hmac.compare_digest(sign(candidate, secret).encode(), given)
+               for candidate in canonical_strings(params)):
         raise Unauthorized()
     return user
 
