@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for pkg in softhsm2 qemu-utils opensc default-libmysqlclient-dev pkg-config chromium; do
+for pkg in softhsm2 qemu-utils opensc default-libmysqlclient-dev pkg-config chromium galera-4 rsync iproute2; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -22,4 +22,6 @@ python3 -m pip install -q --disable-pip-version-check -e '.[mysql,hsm,test]' 2>&
 # here (tests/conftest.py, tests/ui/conftest.py). Set them to 0 to allow skipping.
 export KMS_REQUIRE_HSM="${KMS_REQUIRE_HSM-1}" KMS_REQUIRE_QEMU="${KMS_REQUIRE_QEMU-1}"
 export KMS_REQUIRE_UI="${KMS_REQUIRE_UI-1}"
+# The Galera tests run on the MariaDB pass, on a private 3-node cluster (tests/support/galera.py).
+[ -z "${KMS_TEST_MYSQL_URL:-}" ] || export KMS_REQUIRE_GALERA="${KMS_REQUIRE_GALERA-1}"
 exec python3 -m pytest "$@"
