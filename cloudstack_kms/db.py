@@ -214,6 +214,17 @@ def database_failure(exc: BaseException | None) -> str | None:
     return f"database error ({type(orig).__name__}{f' {code}' if code is not None else ''})"
 
 
+#: A transaction that lost to another: InnoDB deadlock or Galera certification failure (1213),
+#: lock wait timeout (1205). The database rolled it back; running it again is the cure.
+_WRITE_CONFLICTS = {1205, 1213}
+
+
+def is_write_conflict(exc: BaseException) -> bool:
+    orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    args = getattr(orig, "args", ())
+    return bool(args) and isinstance(args[0], int) and args[0] in _WRITE_CONFLICTS
+
+
 def split_sql(script: str) -> list[str]:
     """Split a DDL script into statements (no procedures or quoted semicolons in ours)."""
     without_comments = re.sub(r"^\s*--.*$", "", script, flags=re.M)

@@ -372,6 +372,26 @@ def test_a_bug_is_a_clean_530(ext_env, ext_server, ext_admin):
     assert raised_events(ext_env, message) == 0
 
 
+def test_a_write_conflict_is_run_again_and_the_caller_never_sees_it(ext_env, ext_admin):
+    """1213 (a Galera certification failure, an InnoDB deadlock) rolls the whole transaction back:
+    the dispatcher runs the request again; only the run that succeeds leaves its event."""
+    message = f"conflict {uuid.uuid4().hex}"
+    assert ext_admin.ok("testSyncRaise", kind="conflict", conflicts=2, message=message) == {
+        "success": True, "displaytext": message}
+    assert raised_events(ext_env, message) == 1
+
+
+def test_a_conflict_that_never_clears_is_a_clean_530_logged_in_one_line(ext_env, ext_server, ext_admin):
+    message = f"conflict {uuid.uuid4().hex}"
+    reply = ext_admin.request("testSyncRaise", kind="conflict", conflicts=100, message=message)
+    expect_error(reply, 530, "testsyncraiseresponse", GENERIC_TEXT, 4250)
+    assert "Deadlock" not in reply.text
+    assert raised_events(ext_env, message) == 0
+    log = ext_server.log()
+    assert "command testSyncRaise failed: database error (_DriverError 1213)" in log
+    assert "Traceback" not in log.split("command testSyncRaise failed: database error (_DriverError 1213)")[-1][:200]
+
+
 def test_internal_texts_hidden_from_users(ext_admin):
     _, user = new_account(ext_admin)
     for kind, code in (("runtime", 530), ("unavailable", 534)):

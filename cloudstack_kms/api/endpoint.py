@@ -7,6 +7,8 @@ row (and, for create commands, its new object) before the commit, then wakes a w
 from __future__ import annotations
 
 import logging
+import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from ..app_state import AppState
+from ..db import is_write_conflict
 from ..jobs import queue
 from ..models import User
 from ..services import events
@@ -142,6 +145,35 @@ def authorise(cls: type[Command] | None, command: str, user: User, signed: bool)
 
 def dispatch(app_state: AppState, cls: type[Command] | None, command: str, pairs: list[tuple[str, str]],
              params: dict[str, str], fmt: str) -> Response:
+    """Run the request; a transaction that lost a write conflict is run again (see
+    :data:`CONFLICT_ATTEMPTS`): the caller never sees a conflict another server caused."""
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            return dispatch_once(app_state, cls, command, pairs, params, fmt)
+        except _WriteConflict as conflict:
+            if attempt == CONFLICT_ATTEMPTS:
+                log_failure(command, conflict.cause)
+                raise CloudRuntimeError(GENERIC_INTERNAL_TEXT) from None
+            log.debug("command %s lost a write conflict (attempt %d of %d)", command, attempt, CONFLICT_ATTEMPTS)
+            time.sleep(random.uniform(0.005, 0.02) * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+#: Attempts of a request whose transaction lost a write conflict: a Galera certification failure
+#: or an InnoDB deadlock (1213), a lock wait timeout (1205). The database rolled the transaction
+#: back whole, so running the request again is safe; the command's own external effects (a KEK
+#: made in an HSM) are already undone when their transaction does not commit.
+CONFLICT_ATTEMPTS = 5
+
+
+class _WriteConflict(Exception):
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__("write conflict")
+        self.cause = cause
+
+
+def dispatch_once(app_state: AppState, cls: type[Command] | None, command: str, pairs: list[tuple[str, str]],
+                  params: dict[str, str], fmt: str) -> Response:
     job_to_wake = False
     role: str | None = None
     caller: Caller | None = None
@@ -165,6 +197,8 @@ def dispatch(app_state: AppState, cls: type[Command] | None, command: str, pairs
     except ApiError as err:
         raise hide_internal(err, role) from None
     except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a clean 530
+        if is_write_conflict(exc):
+            raise _WriteConflict(exc) from None
         log_failure(command, exc)
         raise CloudRuntimeError(GENERIC_INTERNAL_TEXT) from None
     if caller is not None and caller.session_to_touch is not None:
