@@ -196,6 +196,12 @@ class KmsProvider(abc.ABC):
     #: True when calls cannot hang (no device or network): the retry wrapper then runs them in
     #: the caller's thread, without the hand-off a timeout needs.
     runs_inline: ClassVar[bool] = False
+    #: True when every wait of the provider's own (a lock, a pooled session) gives up at the
+    #: deadline the retry wrapper publishes (:func:`cloudstack_kms.providers.retry.remaining`),
+    #: raising :func:`~cloudstack_kms.providers.retry.timed_out`. The service then runs its data
+    #: operations in the caller's thread with that deadline instead of handing each attempt to
+    #: a worker thread. False by default: a third-party provider cannot be assumed to do so.
+    honours_deadline: ClassVar[bool] = False
 
     def validate_details(self, details: dict[str, str]) -> None:
         """Check a new profile's details before they are stored.

@@ -16,6 +16,10 @@ Policy lives here; mechanism is python-pkcs11 calls only.
   The last connection to leave logs the token out.
 * **Bounded sessions.** At most ``max_sessions`` sessions per profile are checked out; waiting
   for one gives up after 5 s with upstream's text.
+* **Deadlines.** Every wait of the provider's own — for the library lock, for a pooled
+  session — also gives up at the operation's deadline when the retry wrapper runs the call
+  inline with one (:mod:`cloudstack_kms.providers.retry`), with the wrapper's timeout error.
+  A call already inside the module cannot be cut short: it holds the lock until it returns.
 * **Reconnect.** When the device disappears (session or object handles invalid, token not
   present, device errors), the library is re-initialised and the profile reconnects on the
   next call: no server restart. A failed call is retried once after reconnecting. Handles
@@ -41,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TypeVar
 
 from ..config import pkcs11_libraries
+from . import retry
 from .base import (FORMAT_VERSION, HEADER, MAGIC, MECH_AES_GCM, MECH_AES_KWP, AuthenticationFailed, ConnectionFailed,
                    InvalidProviderParameter, KekNotFound, KekOperationFailed, KeyAlreadyExists, KmsError, KmsProvider,
                    ProfileConfig, ProfileOption, ProviderNotInitialized, TransientError, UnwrapError, WrapContext,
@@ -78,6 +83,38 @@ def _device_gone(p11: Any) -> tuple[type[Exception], ...]:
     e = p11.exceptions
     return (e.DeviceRemoved, e.DeviceError, e.SessionHandleInvalid, e.SessionClosed, e.TokenNotPresent,
             e.TokenNotRecognised, e.ObjectHandleInvalid, e.KeyHandleInvalid, e.GeneralError, e.UserNotLoggedIn)
+
+
+class _Limit:
+    """When a wait of the provider's own gives up: after its own timeout (None: never), or at the
+    operation's deadline (:func:`retry.deadline`) if that comes first, which then fails the wait
+    with the retry wrapper's timeout error rather than the provider's own."""
+
+    __slots__ = ("at", "by_deadline")
+
+    def __init__(self, own_timeout: float | None) -> None:
+        now = time.monotonic()
+        self.at = float("inf") if own_timeout is None else now + own_timeout
+        self.by_deadline = False
+        deadline = retry.deadline()
+        if deadline is not None and deadline < self.at:
+            self.at, self.by_deadline = deadline, True
+
+    def left(self) -> float:
+        return self.at - time.monotonic()
+
+    def acquire(self, lock: Any, own_error: Callable[[], KmsError]) -> None:
+        """Take ``lock`` by this limit; raise the error of whichever limit ran out."""
+        left = self.left()
+        if left == float("inf"):
+            lock.acquire()
+            return
+        if left > 0 and lock.acquire(True, min(left, threading.TIMEOUT_MAX)):
+            return
+        raise self.error(own_error)
+
+    def error(self, own_error: Callable[[], KmsError]) -> KmsError:
+        return retry.timed_out() if self.by_deadline else own_error()
 
 
 # ------------------------------------------------------------------ libraries
@@ -305,19 +342,20 @@ class _Connection:
     def open_session(self) -> _Session:
         return _Session(self.token.open(rw=True), self.generation)
 
-    def checkout(self, deadline: float | None = None) -> _Session:
-        """A session of the current generation; waits (lock released) while all are in use."""
+    def checkout(self, limit: _Limit | None = None) -> _Session:
+        """A session of the current generation; waits (lock released) while all are in use, up to
+        ``limit`` (default: the session timeout, or the operation's deadline if sooner)."""
         while True:
             if self.generation != self.lib.generation:
                 self.close()
                 self.connect()
             if self.in_use < self.max_sessions:
                 break
-            if deadline is None:
-                deadline = time.monotonic() + SESSION_ACQUIRE_TIMEOUT_SEC
-            remaining = deadline - time.monotonic()
+            if limit is None:
+                limit = _Limit(SESSION_ACQUIRE_TIMEOUT_SEC)
+            remaining = limit.left()
             if remaining <= 0:
-                raise self.timeout()
+                raise limit.error(self.timeout)
             self.waiting += 1
             try:
                 self.available.wait(remaining)
@@ -391,6 +429,7 @@ def _is_our_kek(key: Any, key_bits: int) -> bool:
 # ------------------------------------------------------------------ the provider
 class Pkcs11Provider(KmsProvider):
     name = "pkcs11"
+    honours_deadline = True  # see "Deadlines" in the module docstring
     options = (
         ProfileOption("library", "Path of the vendor's PKCS#11 module", required=True),
         ProfileOption("slot", "Numeric slot id"),
@@ -442,24 +481,32 @@ class Pkcs11Provider(KmsProvider):
 
     # -------------------------------------------------------------- plumbing
     def _connection(self, profile: ProfileConfig) -> _Connection:
-        with self._lock:
+        # Closing a stale connection needs the library lock, which a hung call may hold: both waits
+        # end at the operation's deadline, if there is one (no timeout of their own, as before).
+        limit = _Limit(None)
+        limit.acquire(self._lock, retry.timed_out)
+        try:
             conn = self._connections.get(profile.id)
             if conn is None or conn.revision != profile.revision:
                 if conn is not None:
-                    with conn.lib.lock:
+                    limit.acquire(conn.lib.lock, retry.timed_out)
+                    try:
                         conn.close()
+                    finally:
+                        conn.lib.lock.release()
                 conn = _Connection(profile, library(profile.details.get("library", "")))
                 self._connections[profile.id] = conn
             return conn
+        finally:
+            self._lock.release()
 
     @contextmanager
     def _session(self, conn: _Connection) -> Iterator[_Session]:
         """Hold a session outside the library lock (tests and multi-call work); ``_call`` does not use it."""
-        deadline = time.monotonic() + SESSION_ACQUIRE_TIMEOUT_SEC
-        if not conn.lib.lock.acquire(timeout=SESSION_ACQUIRE_TIMEOUT_SEC):
-            raise conn.timeout()
+        limit = _Limit(SESSION_ACQUIRE_TIMEOUT_SEC)  # lock and session together
+        limit.acquire(conn.lib.lock, conn.timeout)
         try:
-            session = conn.checkout(deadline)
+            session = conn.checkout(limit)
         finally:
             conn.lib.lock.release()
         try:
@@ -479,8 +526,8 @@ class Pkcs11Provider(KmsProvider):
         lib = conn.lib
         lock = lib.lock
         for attempt in (1, 2):
-            if not lock.acquire(True, SESSION_ACQUIRE_TIMEOUT_SEC):
-                raise conn.timeout()
+            if not lock.acquire(False):  # free (the usual case): no clock reads
+                _Limit(SESSION_ACQUIRE_TIMEOUT_SEC).acquire(lock, conn.timeout)
             generation = lib.generation
             try:
                 if conn.generation == generation and conn.in_use < conn.max_sessions and conn.idle:

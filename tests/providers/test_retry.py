@@ -3,7 +3,9 @@ errors that cannot improve raised at once, unknown failures wrapped without thei
 
 ``sleep`` is injected, so back-off is checked without waiting. The hung call of the timeout
 tests is a function that blocks (a fault SoftHSM2 cannot produce on demand), plus one real
-case: a provider call stuck behind the PKCS#11 library lock held by another thread.
+case: a provider call stuck behind the PKCS#11 library lock held by another thread. These run
+in the default mode, each attempt handed off to a worker thread; the inline mode with a
+deadline (hot data operations) is tested in ``test_retry_deadline.py``.
 """
 from __future__ import annotations
 

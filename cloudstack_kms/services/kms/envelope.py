@@ -85,11 +85,11 @@ def wrap_new_dek(session: Session, runtime: KmsRuntime, master_key: MasterKey, k
         if plaintext is None:
             dek, blob = runtime.call(session, "generate DEK",
                               lambda: provider.generate_and_wrap(config, version.kek_label, key_bits, context),
-                              provider)
+                              provider, hot=True)
         else:
             dek = bytearray(plaintext)
             blob = runtime.call(session, "wrap", lambda: provider.wrap(config, version.kek_label, plaintext, context),
-                         provider)
+                         provider, hot=True)
     except KmsError as exc:
         raise CloudRuntimeError(f"Failed to wrap key: {exc.message}") from None
     row = WrappedKey(uuid=wrapped_uuid, kms_key_id=key.id, kek_version_id=version.id, zone_id=key.zone_id,
@@ -143,7 +143,8 @@ def _unwrap_recorded(session: Session, runtime: KmsRuntime, master_key: MasterKe
     context = context_for(key, wrapped.uuid)
     try:
         return runtime.call(session, "unwrap",
-                     lambda: provider.unwrap(config, version.kek_label, bytes(wrapped.wrapped_blob), context), provider)
+                     lambda: provider.unwrap(config, version.kek_label, bytes(wrapped.wrapped_blob), context), provider,
+                     hot=True)
     except KekNotFound as exc:
         raise _KekGone(CloudRuntimeError(f"Failed to unwrap key {wrapped.uuid}: {exc.message}")) from None
     except KmsError as exc:

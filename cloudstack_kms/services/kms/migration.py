@@ -129,7 +129,7 @@ def _migrate_batch(session: Session, runtime: KmsRuntime, master_key: MasterKey,
                                 "enabled")
     config = profiles.load_config(session, master_key, profile)
     provider = runtime.provider(profile.protocol)
-    policy = runtime.policy_for(session, provider)
+    policy = runtime.policy_for(session, provider, hot=True)
     phrases = dict(session.execute(select(Passphrase.id, Passphrase.passphrase).where(
         Passphrase.id.in_([v.passphrase_id for v in volumes]))).all())
 

@@ -132,7 +132,7 @@ class Rewrapper:
             old_config, new_config = self._config(s, old_profile.id), self._config(s, new_profile.id)
             old_provider = self.runtime.provider(old_config.protocol)
             new_provider = self.runtime.provider(new_config.protocol)
-            chunk_policy = self.runtime.policy_for(s, old_provider, new_provider)
+            chunk_policy = self.runtime.policy_for(s, old_provider, new_provider, hot=True)
             rows = self._batch(s, version_id, batch_size)
             old_label, new_label, new_id = old.kek_label, active.kek_label, active.id
             key_uuid, purpose, key_id = key.uuid, key.purpose, key.id

@@ -21,10 +21,36 @@ T = TypeVar("T")
 POLICY_TTL_SEC = 1.0  # settings changed with updateConfiguration apply within a second
 
 
+@dataclass(frozen=True)
+class _Policies:
+    """One live policy in each mode. Attributes, not a dict keyed by mode: hashing an Enum member
+    runs Python code, and this is picked on every provider call."""
+
+    handoff: retry.RetryPolicy
+    inline: retry.RetryPolicy
+    deadline: retry.RetryPolicy
+
+    @classmethod
+    def of(cls, base: retry.RetryPolicy) -> "_Policies":
+        return cls(*(dataclasses.replace(base, mode=mode)
+                     for mode in (retry.Mode.HANDOFF, retry.Mode.INLINE, retry.Mode.DEADLINE)))
+
+    def pick(self, providers: tuple[KmsProvider, ...], hot: bool) -> retry.RetryPolicy:
+        """See :meth:`KmsRuntime.policy_for` (a plain loop rather than two ``all()`` generators)."""
+        inline = deadline = bool(providers)
+        for p in providers:
+            inline = inline and p.runs_inline
+            deadline = deadline and (p.runs_inline or p.honours_deadline)
+        if inline:
+            return self.inline
+        return self.deadline if hot and deadline else self.handoff
+
+
 @dataclass
 class KmsRuntime:
     providers: ProviderRegistry
-    _policy: tuple[float, retry.RetryPolicy] | None = field(default=None, repr=False)
+    #: (when read, the live policy in each mode): the mode is picked per call, without copying.
+    _policy: tuple[float, _Policies] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -34,32 +60,49 @@ class KmsRuntime:
     def provider(self, protocol: str) -> KmsProvider:
         return self.providers.get(protocol)
 
-    def policy(self, session: Session) -> retry.RetryPolicy:
-        """The live retry settings, re-read at most once a second (three queries per provider call
-        would otherwise cost more than the call)."""
+    def _policies(self, session: Session) -> _Policies:
+        """The live retry settings, re-read at most once a second (the queries would otherwise cost
+        more than the provider call)."""
         now = time.monotonic()
         cached = self._policy
         if cached is not None and now - cached[0] < POLICY_TTL_SEC:
             return cached[1]
-        policy = retry.RetryPolicy(retries=settings.get_value(session, "kms.retry.count"),
-                                   delay_ms=settings.get_value(session, "kms.retry.delay.ms"),
-                                   timeout_sec=settings.get_value(session, "kms.operation.timeout.sec"))
+        retries, delay_ms, timeout_sec = settings.get_values(
+            session, "kms.retry.count", "kms.retry.delay.ms", "kms.operation.timeout.sec")
+        base = retry.RetryPolicy(retries=retries, delay_ms=delay_ms, timeout_sec=timeout_sec)
+        policies = _Policies.of(base)
         with self._lock:
-            self._policy = (now, policy)
-        return policy
+            self._policy = (now, policies)
+        return policies
 
-    def policy_for(self, session: Session, *providers: KmsProvider) -> retry.RetryPolicy:
-        """The live policy; inline (caller's thread, no timeout) when every provider used cannot hang:
-        the database provider works in the caller's transaction, which a timed-out attempt left
-        running on another thread would go on using."""
-        policy = self.policy(session)
-        if providers and all(p.runs_inline for p in providers):
-            policy = dataclasses.replace(policy, inline=True)
-        return policy
+    def policy(self, session: Session) -> retry.RetryPolicy:
+        """The live retry settings, attempts handed off to a worker thread."""
+        return self._policies(session).handoff
 
-    def call(self, session: Session, operation: str, fn: Callable[[], T], *providers: KmsProvider) -> T:
+    def policy_for(self, session: Session, *providers: KmsProvider, hot: bool = False) -> retry.RetryPolicy:
+        """The live policy, in the mode the providers used (and the operation) allow.
+
+        * inline, no timeout, when every provider cannot hang: the database provider works in the
+          caller's transaction, which a timed-out attempt left running on another thread would go
+          on using;
+        * inline with a deadline, for ``hot`` operations when every provider honours deadlines (or
+          cannot hang): the thread hand-off alone costs more than an HSM wrap;
+        * handed off to a worker thread otherwise.
+
+        ``hot`` is the caller's promise that the operation's only effect is its result (wrap,
+        unwrap, new DEKs, rewrap of a chunk in memory), so an attempt finishing after its deadline
+        can be thrown away and redone. It is an explicit argument rather than a list of operation
+        names kept here: the caller is the one who knows, and a renamed operation must not change
+        modes silently. Key management (create, delete, check KEK) is not hot: a late creation must
+        be adopted by the next attempt, which needs the timed-out attempt to go on running in the
+        background, and these calls are rare enough for the hand-off not to matter.
+        """
+        return self._policies(session).pick(providers, hot)
+
+    def call(self, session: Session, operation: str, fn: Callable[[], T], *providers: KmsProvider,
+             hot: bool = False) -> T:
         """Run ``fn`` through the retry wrapper with :meth:`policy_for` the providers it uses."""
-        return retry.call(self.policy_for(session, *providers), operation, fn)
+        return retry.call(self._policies(session).pick(providers, hot), operation, fn)  # policy_for, one call less
 
 
 def runtime_of(state) -> KmsRuntime:  # noqa: ANN001 - AppState, imported lazily to avoid a cycle
