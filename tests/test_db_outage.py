@@ -324,3 +324,20 @@ def test_database_outage_is_survived_and_logged_briefly(rig: Rig, how: str):
 
 def has_traceback(lines: list[str]) -> bool:
     return any(line.startswith("Traceback (most recent call last)") for line in lines)
+
+
+def test_a_restart_while_the_server_is_idle_costs_no_request(rig: Rig):
+    """The pool's connections die with a restart nobody noticed (no request in flight): the first
+    request afterwards must still succeed (an idle connection is checked before it serves)."""
+    db, server = rig.db, rig.server
+    if not db.running:
+        db.start()
+    load = Load(server.url, rig.keys, time.monotonic())
+    http = requests.Session()
+    for _ in range(8):  # both workers hold pooled connections
+        assert load.call(http, "listZones").ok
+    db.stop()
+    db.start()
+    time.sleep(1.5)  # longer than the pool's idle threshold, and the restart is complete
+    answers = [load.call(requests.Session(), "listZones") for _ in range(6)]
+    assert all(a.ok for a in answers), [a.describe() for a in answers if not a.ok]
