@@ -1,13 +1,10 @@
 """``queryAsyncJobResult``: the flat job fields that every client polls."""
-from sqlalchemy import select
-
 from cloudstack_kms.api import declare as p
 from cloudstack_kms.api.access import can_see_account
 from cloudstack_kms.api.command import ALL_ROLES, BaseParams, Command, FlatResult
 from cloudstack_kms.errors import invalid_uuid
-from cloudstack_kms.jobs.queue import job_view
-from cloudstack_kms.models import Account, AsyncJob
-from cloudstack_kms.models.base import utcnow
+from cloudstack_kms.jobs.queue import job_view, poll_query, poll_recorder
+from cloudstack_kms.models import Account
 
 from .responses import AsyncJobResponse
 
@@ -25,10 +22,11 @@ class QueryAsyncJobResult(Command):
 
     def execute(self) -> FlatResult:
         session = self.ctx.session
-        job = session.scalars(select(AsyncJob).where(AsyncJob.uuid == self.args["jobid"])).first()
+        # One query: the job's columns and its instance's uuid.
+        job = session.execute(poll_query(), {"job_uuid": self.args["jobid"]}).first()
         owner = session.get(Account, job.account_id) if job else None
         if job is None or owner is None or not can_see_account(self.ctx, owner):
             raise invalid_uuid(self.api_name, "jobid", self.args["jobid"])
         if not self.ctx.state.db.is_sqlite:  # SQLite polls run read-only so they never wait for a job
-            job.last_polled = utcnow()
+            poll_recorder(self.ctx.state).polled(session, job.id)  # last_polled, written behind
         return FlatResult(AsyncJobResponse.render(job_view(session, job), self.ctx.role))

@@ -6,7 +6,7 @@ from cloudstack_kms.errors import InvalidParameterValue
 from cloudstack_kms.models import DataCenter, Domain
 from cloudstack_kms.models.kms import KmsKey
 from cloudstack_kms.models.volume import DiskOffering
-from cloudstack_kms.services import volumes
+from cloudstack_kms.services import settings, volumes
 from cloudstack_kms.services.kms.runtime import runtime_of
 from sqlalchemy import select
 
@@ -49,17 +49,37 @@ class CreateVolume(AsyncCreateCommand):
         check_offering_usable(ctx.session, self.args["diskofferingid"], owner, self.args["zoneid"])
         key = None
         if self.arg("kmskeyid"):
+            # Read and locked (shared) at once: see volumes.allocate.
             key = ctx.session.scalars(select(KmsKey).where(KmsKey.uuid == self.args["kmskeyid"],
-                                                           KmsKey.removed.is_(None))).first()
+                                                           KmsKey.removed.is_(None))
+                                      .with_for_update(read=True)).first()
             if key is None:
                 raise InvalidParameterValue(f"KMS key not found: {self.args['kmskeyid']}")
         volume = volumes.allocate(ctx.session, owner=owner, zone=self.args["zoneid"],
                                   offering=self.args["diskofferingid"], size_gb=self.arg("size"),
-                                  name=self.arg("name"), key=key)
+                                  name=self.arg("name"), key=key, key_locked=True)
         if self.arg("displayvolume") is not None and ctx.is_admin:
             volume.display_volume = self.args["displayvolume"]
         self.event_account = owner
         return volume
+
+    # ---------------------------------------------------------------- the job phase
+    @classmethod
+    def job_args(cls, params: dict) -> dict:
+        """The job needs the created row (``self.created``) and ``name`` (its event) only: the
+        request validated and resolved the rest, so it is not parsed and looked up again."""
+        return {"name": params.get("name") or None}
+
+    @classmethod
+    def shares_transaction(cls, session) -> bool:  # noqa: ANN001
+        """Several jobs may run in one transaction when no image is made: each is then a few rows
+        and one provider call. (Making an image takes seconds: those jobs run one per thread.)"""
+        return not settings.get_value(session, "storage.volume.images")
+
+    @classmethod
+    def prepare_jobs(cls, session, jobs) -> None:  # noqa: ANN001
+        """Load and lock the volumes of the jobs about to run in this transaction, in one query."""
+        volumes.lock_for_provision(session, [job.instance_id for job in jobs if job.instance_id is not None])
 
     def execute(self) -> ObjectResult:
         volume = self.created

@@ -2,19 +2,25 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
+from sqlalchemy import bindparam, case, null, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from ..api.command import AsyncCommand, AsyncCreateCommand, FlatResult
 from ..api.context import CallContext
 from ..models import Account, AsyncJob, Domain, User, new_uuid
+from ..models.base import utcnow
 from ..models.jobs import JOB_IN_PROGRESS
 from ..services import events
 from ..wire import format_date
 
 #: ``jobinstancetype`` → model, so ``jobinstanceid`` can show the object's uuid.
 INSTANCE_MODELS: dict[str, type] = {}
+_NOT_READ: Any = object()
 
 
 def register_instance_type(name: str, model: type) -> None:
@@ -69,12 +75,12 @@ def submit(ctx: CallContext, cls: type[AsyncCommand], params: dict[str, str], ar
     created = None
     if isinstance(cmd, AsyncCreateCommand):
         created = cmd.create()
-        ctx.session.flush()
+        if created is not None and created.id is None:
+            ctx.session.flush()
     instance = created if created is not None else cmd.instance()
     if instance is not None:
         job.instance_id = instance.id
-    ctx.session.add(job)
-    ctx.session.flush()
+    ctx.session.add(job)  # inserted with the event below (or at commit): nothing needs its id here
     if cls.event_type:
         owner = getattr(cmd, "event_account", None) or ctx.account
         events.record(ctx.session, event_type=cls.event_type, description=cmd.event_description(),
@@ -86,8 +92,42 @@ def submit(ctx: CallContext, cls: type[AsyncCommand], params: dict[str, str], ar
     return FlatResult(data)
 
 
-def job_view(session: Session, job: AsyncJob) -> dict[str, Any]:
-    """The flat AsyncJobResponse fields."""
+_instance_uuid: tuple[int, Any] | None = None  # (len(INSTANCE_MODELS) when built, the expression)
+
+
+def instance_uuid_column() -> Any:
+    """``instance_uuid``: the uuid of a job's instance, as a column of a query on ``async_job`` (one
+    correlated lookup by primary key, of the table its ``instance_type`` names)."""
+    global _instance_uuid
+    built = _instance_uuid
+    if built is None or built[0] != len(INSTANCE_MODELS):
+        whens = [(AsyncJob.instance_type == name,
+                  select(model.uuid).where(model.id == AsyncJob.instance_id).correlate(AsyncJob).scalar_subquery())
+                 for name, model in INSTANCE_MODELS.items() if hasattr(model, "uuid")]
+        expr = case(*whens, else_=null()) if whens else null()
+        built = _instance_uuid = (len(INSTANCE_MODELS), expr.label("instance_uuid"))
+    return built[1]
+
+
+_poll: tuple[int, Any] | None = None
+
+
+def poll_query() -> Any:
+    """The job's row (plain columns: no ORM object to build) and its instance's uuid, in one query;
+    the job's uuid is the parameter ``job_uuid``. Built once (and again if an instance type is
+    registered): SQLAlchemy then computes its cache key once, not on every poll."""
+    global _poll
+    built = _poll
+    if built is None or built[0] != len(INSTANCE_MODELS):
+        stmt = select(*AsyncJob.__table__.columns, instance_uuid_column()).where(
+            AsyncJob.uuid == bindparam("job_uuid"))
+        built = _poll = (len(INSTANCE_MODELS), stmt)
+    return built[1]
+
+
+def job_view(session: Session, job: Any) -> dict[str, Any]:
+    """The flat AsyncJobResponse fields. ``job`` is an :class:`AsyncJob`, or a row of :func:`poll_query`
+    (which brings the instance's uuid with it)."""
     user = session.get(User, job.user_id)
     account = session.get(Account, job.account_id)
     domain = session.get(Domain, account.domain_id) if account else None
@@ -113,6 +153,62 @@ def job_view(session: Session, job: AsyncJob) -> dict[str, Any]:
         view["jobinstancetype"] = job.instance_type
         model = INSTANCE_MODELS.get(job.instance_type)
         if model is not None and job.instance_id is not None:
-            row = session.get(model, job.instance_id)
-            view["jobinstanceid"] = getattr(row, "uuid", None)
+            found = getattr(job, "instance_uuid", _NOT_READ)
+            view["jobinstanceid"] = found if found is not _NOT_READ else instance_uuid_of(session, model,
+                                                                                          job.instance_id)
     return view
+
+
+def instance_uuid_of(session: Session, model: type, instance_id: int) -> str | None:
+    """The uuid of a job's instance: the row this session already holds, else that one column."""
+    row = session.identity_map.get(identity_key(model, instance_id))
+    if row is not None:
+        return getattr(row, "uuid", None)
+    return session.scalar(select(model.uuid).where(model.id == instance_id)) if hasattr(model, "uuid") else None
+
+
+# ------------------------------------------------------------------ last_polled
+class PollRecorder:
+    """``last_polled``, written behind: at most one UPDATE per :attr:`every_sec` per process.
+
+    Clients poll every few hundred milliseconds; writing (and committing) the job's row on each
+    poll would make the most frequent call of all a write, and make it wait for the row lock of
+    a job being completed. Nothing but operators reads the column. A poll after a quiet second
+    writes at once (its own job and those polled meanwhile); the heartbeat writes what is left.
+    """
+
+    every_sec = 1.0
+    max_pending = 10_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: set[int] = set()
+        self._due = 0.0
+
+    def polled(self, session: Session, job_id: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._pending.add(job_id)
+            if now < self._due and len(self._pending) < self.max_pending:
+                return
+            ids, self._pending, self._due = self._pending, set(), now + self.every_sec
+        _write_polled(session, ids)
+
+    def flush(self, db) -> None:  # noqa: ANN001 - Database
+        with self._lock:
+            ids, self._pending = self._pending, set()
+        if ids:
+            with db.transaction() as session:
+                _write_polled(session, ids)
+
+
+def _write_polled(session: Session, ids: set[int]) -> None:
+    session.execute(update(AsyncJob).where(AsyncJob.id.in_(sorted(ids))).values(last_polled=utcnow())
+                    .execution_options(synchronize_session=False))
+
+
+def poll_recorder(state) -> PollRecorder:  # noqa: ANN001 - AppState
+    recorder = state.services.get("job_polls")
+    if recorder is None:
+        recorder = state.services.setdefault("job_polls", PollRecorder())
+    return recorder

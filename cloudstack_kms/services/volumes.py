@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import bindparam, event, func, select
 from sqlalchemy.orm import Session
 
+from ..cache import TtlCache
 from ..errors import CloudRuntimeError, InvalidParameterValue, PermissionDenied
 from ..models import Account, DataCenter, Domain
 from ..models.base import new_uuid, utcnow
@@ -65,8 +68,11 @@ def volume_size(offering: DiskOffering, size_gb: int | None) -> int:
 
 
 def allocate(session: Session, *, owner: Account, zone: DataCenter, offering: DiskOffering, size_gb: int | None,
-             name: str | None, key: KmsKey | None) -> Volume:
-    """The create phase: validate and insert the row (state Allocated). Nothing else is written."""
+             name: str | None, key: KmsKey | None, key_locked: bool = False) -> Volume:
+    """The create phase: validate and insert the row (state Allocated). Nothing else is written.
+
+    ``key_locked``: the caller read ``key`` with a shared lock (``with_for_update(read=True)``) in
+    this transaction, and found it not removed."""
     if offering.state != "Active" or offering.removed is not None:
         raise InvalidParameterValue(f"Disk offering {offering.uuid} is not active")
     if key is not None:
@@ -76,7 +82,8 @@ def allocate(session: Session, *, owner: Account, zone: DataCenter, offering: Di
         check_kms_key(session, key, owner, zone)
         # Shared lock on the key row until commit: a concurrent deleteKMSKey either waits and then
         # sees this volume, or commits first and the key is found removed here.
-        lock_key(session, key)
+        if not key_locked:
+            lock_key(session, key)
     uuid = new_uuid()
     volume = Volume(uuid=uuid, name=name or f"vol-{uuid[:8]}", account_id=owner.id, domain_id=owner.domain_id,
                     size=volume_size(offering, size_gb),
@@ -106,6 +113,70 @@ def open_passphrase(master_key: MasterKey, row: Passphrase) -> bytearray:
     return bytearray(master_key.open(row.passphrase or "", f"passphrase:{row.id}"))
 
 
+_LOCK_VOLUMES = (select(Volume).where(Volume.id.in_(bindparam("ids", expanding=True))).order_by(Volume.id)
+                 .with_for_update().execution_options(populate_existing=True))
+
+
+def lock_for_provision(session: Session, volume_ids: list[int]) -> list[Volume]:
+    """Load and lock (``SELECT ... FOR UPDATE``, in id order) the volumes that :func:`provision` is
+    about to provision in this transaction, in one query; :func:`provision` then does not read them
+    again. Their rows are held until the transaction ends."""
+    if not volume_ids:
+        return []
+    rows = list(session.scalars(_LOCK_VOLUMES, {"ids": sorted(volume_ids)}))
+    session.info.setdefault("volumes.locked", set()).update(row.id for row in rows)
+    session.info.setdefault("volumes.provisioned", []).extend(rows)
+    return rows
+
+
+#: Zones, their pools and disk offerings hardly ever change, and every volume job shows them:
+#: detached copies are kept this long per process (this process's own changes clear them at once).
+PLACEMENT_TTL_SEC = 5.0
+_placement_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Database → TtlCache
+_placement_lock = threading.Lock()
+
+
+def _placement(session: Session, volume: Volume) -> tuple[DataCenter, StoragePool, DiskOffering | None]:
+    """The volume's zone, pool and offering, attached to ``session`` (and held by it until the
+    transaction ends), without a query when they were read recently."""
+    memo = session.info.setdefault("volumes.placement", {})
+    key = (volume.data_center_id, volume.disk_offering_id)
+    found = memo.get(key)
+    if found is not None:
+        return found
+    db = session.info.get("database")
+    cache = _placement_cache(db) if db is not None else None
+    cached = cache.get_or_load(key, lambda: _load_placement(db, *key)) if cache is not None else None
+    if cached is not None and cached[1] is not None:
+        zone, pool, offering = (session.merge(row, load=False) if row is not None else None for row in cached)
+    else:  # not cached, or the zone has no pool yet: made here, in this transaction
+        zone = session.get(DataCenter, volume.data_center_id)
+        pool = pools.pool_for_zone(session, zone)
+        offering = session.get(DiskOffering, volume.disk_offering_id)
+    found = memo[key] = (zone, pool, offering)
+    return found
+
+
+def _placement_cache(db) -> TtlCache | None:  # noqa: ANN001 - Database
+    cache = _placement_caches.get(db)
+    if cache is None and hasattr(db, "watch"):
+        with _placement_lock:
+            cache = _placement_caches.get(db)
+            if cache is None:
+                cache = _placement_caches[db] = TtlCache(PLACEMENT_TTL_SEC, max_entries=256)
+                db.watch((DataCenter, StoragePool, DiskOffering), cache.clear)
+    return cache
+
+
+def _load_placement(db, zone_id: int, offering_id: int) -> tuple:  # noqa: ANN001 - Database
+    """Detached rows, read in a short read-only transaction of their own (pool None: none yet;
+    :func:`pools.pool_for_zone` then makes one in the caller's transaction)."""
+    with db.transaction(readonly=True) as s:
+        pool = s.scalars(select(StoragePool).where(StoragePool.data_center_id == zone_id,
+                                                   StoragePool.removed.is_(None)).order_by(StoragePool.id)).first()
+        return s.get(DataCenter, zone_id), pool, s.get(DiskOffering, offering_id)
+
+
 def provision(session: Session, runtime: KmsRuntime, master_key: MasterKey, volume: Volume) -> None:
     """The job phase: make the volume's secret and, unless metadata-only, its LUKS image.
 
@@ -116,7 +187,8 @@ def provision(session: Session, runtime: KmsRuntime, master_key: MasterKey, volu
     # deleteVolume that committed while the job was queued is seen here, and the job fails, as
     # upstream's does for a volume that is gone, before making a key or an image; one that comes
     # later waits for this transaction and then removes what it made.
-    session.refresh(volume, with_for_update=True)
+    if volume.id not in session.info.get("volumes.locked", ()):
+        session.refresh(volume, with_for_update=True)
     if volume.removed is not None:
         raise CloudRuntimeError(f"Failed to create a volume: volume {volume.uuid} was deleted before it could be "
                                 "created")
@@ -127,8 +199,8 @@ def provision(session: Session, runtime: KmsRuntime, master_key: MasterKey, volu
     try:
         images, bits, iter_time_ms = settings.get_values(session, "storage.volume.images", "kms.dek.size.bits",
                                                "storage.luks.iter.time.ms")
-        pool = pools.pool_for_zone(session, session.get(DataCenter, volume.data_center_id))
-        keep = [pool]
+        zone, pool, offering = _placement(session, volume)
+        keep = [zone, pool, offering]
         if volume.kms_key_id is not None:
             key = session.get(KmsKey, volume.kms_key_id)
             if key is None or key.removed is not None:
