@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import random
 import re
 import sys
 import time
@@ -254,10 +255,21 @@ def database_failure(exc: BaseException | None) -> str | None:
 _WRITE_CONFLICTS = {1205, 1213}
 
 
+#: Attempts of a transaction that lost a write conflict. The database rolled it back whole, so
+#: running it again is safe (external effects, a KEK or an image, are undone on rollback).
+CONFLICT_ATTEMPTS = 5
+
+
 def is_write_conflict(exc: BaseException) -> bool:
     orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     args = getattr(orig, "args", ())
     return bool(args) and isinstance(args[0], int) and args[0] in _WRITE_CONFLICTS
+
+
+def conflict_pause(attempt: int) -> None:
+    """A short, jittered pause before running a conflicting transaction again, so the two that
+    collided do not collide again in step."""
+    time.sleep(random.uniform(0.005, 0.02) * attempt)
 
 
 def split_sql(script: str) -> list[str]:

@@ -7,8 +7,6 @@ row (and, for create commands, its new object) before the commit, then wakes a w
 from __future__ import annotations
 
 import logging
-import random
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +15,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from ..app_state import AppState
-from ..db import is_write_conflict
+from ..db import CONFLICT_ATTEMPTS, conflict_pause, is_write_conflict
 from ..jobs import queue
 from ..models import User
 from ..services import events
@@ -155,15 +153,8 @@ def dispatch(app_state: AppState, cls: type[Command] | None, command: str, pairs
                 log_failure(command, conflict.cause)
                 raise CloudRuntimeError(GENERIC_INTERNAL_TEXT) from None
             log.debug("command %s lost a write conflict (attempt %d of %d)", command, attempt, CONFLICT_ATTEMPTS)
-            time.sleep(random.uniform(0.005, 0.02) * attempt)
+            conflict_pause(attempt)
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-#: Attempts of a request whose transaction lost a write conflict: a Galera certification failure
-#: or an InnoDB deadlock (1213), a lock wait timeout (1205). The database rolled the transaction
-#: back whole, so running the request again is safe; the command's own external effects (a KEK
-#: made in an HSM) are already undone when their transaction does not commit.
-CONFLICT_ATTEMPTS = 5
 
 
 class _WriteConflict(Exception):
