@@ -457,7 +457,9 @@ def test_secrets_stay_off_argv_and_are_zeroed_after_qemu(world, store, monkeypat
         assert buffer == bytearray(len(buffer)), "a secret buffer was not zeroed after the qemu call"
     secret = handed[0][1]
     qemu_runs = [(args, fds) for args, fds in runs if "--object" in args]
-    assert len(qemu_runs) == 2, runs
+    # qemu-img create may run again on a busy host: its PBKDF2 benchmark failure is retried (see below)
+    kinds = [args[1] for args, _ in qemu_runs]
+    assert kinds.count("check") == 1 and 1 <= kinds.count("create") <= qemu.CREATE_ATTEMPTS, runs
     for args, fds in qemu_runs:
         assert not any(secret.decode() in a for a in args), "a volume secret is on a qemu command line"
         obj = args[args.index("--object") + 1]
