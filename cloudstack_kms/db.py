@@ -43,7 +43,7 @@ def current_session() -> Session | None:
     return _ambient.get()
 
 # Upgrade scripts in the order they apply, named like CloudStack's.
-UPGRADE_SCRIPTS = ["schema-42210to42300.sql"]
+UPGRADE_SCRIPTS = ["schema-42210to42300.sql", "schema-42300-kms-cluster.sql"]
 CURRENT_VERSION = "4.23.0"
 
 

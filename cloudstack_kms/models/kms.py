@@ -1,15 +1,19 @@
 """KMS tables: HSM profiles, KMS keys, their KEK versions, wrapped keys, and the database
-provider's private KEK store. Layout and constraint names follow upstream 4.23."""
+provider's private KEK store. Layout and constraint names follow upstream 4.23.
+
+Two tables are this server's own (not upstream), for several servers sharing the work:
+``kms_rewrap_lease`` (ranges of a Previous version's wrapped keys and who rewraps them now) and
+``kms_lock`` (named locks that hold across a Galera cluster, where ``GET_LOCK`` does not)."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (Boolean, DateTime, ForeignKeyConstraint, Index, Integer, LargeBinary, String, Text,
+from sqlalchemy import (BigInteger, Boolean, DateTime, ForeignKeyConstraint, Index, Integer, LargeBinary, String, Text,
                         UniqueConstraint)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import ID, REF, Base, new_uuid, utcnow
+from .base import ID, REF, Base, id_column, new_uuid, utcnow
 
 VARBINARY_4096 = LargeBinary().with_variant(mysql.VARBINARY(4096), "mysql")
 VARBINARY_512 = LargeBinary().with_variant(mysql.VARBINARY(512), "mysql")
@@ -187,3 +191,39 @@ class DatabaseKekObject(Base):
     created: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
     last_used: Mapped[datetime | None] = mapped_column(DateTime)
     removed: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class RewrapLease(Base):
+    """One range of a Previous KEK version's wrapped keys (``first_id`` <= id <= ``last_id``) and
+    the server rewrapping it now: ``owner_msid`` until ``expires_ms``, milliseconds since the epoch
+    by the database's clock (one clock for every server). A free range has no owner; a range found
+    empty is deleted. See ``services/kms/leases.py``."""
+
+    __tablename__ = "kms_rewrap_lease"
+    __table_args__ = (
+        UniqueConstraint("kek_version_id", "first_id", name="uc_kms_rewrap_lease__kek_version_id__first_id"),
+        ForeignKeyConstraint(["kek_version_id"], ["kms_kek_versions.id"],
+                             name="fk_kms_rewrap_lease__kek_version_id", ondelete="CASCADE"),
+    )
+
+    id: Mapped[int] = id_column()
+    kek_version_id: Mapped[int] = mapped_column(REF, nullable=False)
+    first_id: Mapped[int] = mapped_column(REF, nullable=False)
+    last_id: Mapped[int] = mapped_column(REF, nullable=False)
+    owner_msid: Mapped[int | None] = mapped_column(BigInteger)
+    expires_ms: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
+class ClusterLock(Base):
+    """A named lock for work that must run on one server at a time: held by ``owner`` (a token
+    of one acquisition) until ``expires_ms`` (database clock), renewed while held. ``holder``
+    (host and pid) is for operators only. See ``services/kms/cluster_lock.py``."""
+
+    __tablename__ = "kms_lock"
+    __table_args__ = (UniqueConstraint("name", name="uc_kms_lock__name"),)
+
+    id: Mapped[int] = id_column()
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    owner: Mapped[int | None] = mapped_column(BigInteger)
+    holder: Mapped[str | None] = mapped_column(String(255))
+    expires_ms: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
