@@ -3,6 +3,7 @@
     python bench/rewrap.py --db-url mysql+mysqldb://root@127.0.0.1:3306 [--keys N] [--batch B]
                            [--providers database,pkcs11] [--target-sec S] [--keep]
     python bench/rewrap.py --db-url ... --servers 1,2,3 [--repeat R] [--interval-ms I] [--keys N] ...
+    python bench/rewrap.py --galera --servers 1,2,3 ...   # a private 3-node Galera cluster
 
 For each provider: a fresh database (created under ``--db-url`` and dropped afterwards; a
 SQLite file when no URL is given), ``db init``, a KMS key (the seeded ``database`` profile, or
@@ -35,6 +36,10 @@ speed-up over one server, for the best and the median run; the target is two ser
 1.5 times as fast as one on MariaDB/MySQL with the database provider, judged on the best runs
 (on a host shared with other work, the least disturbed ones). The same checks after every drain, plus: no
 traceback, deadlock or failed run in any server's log.
+
+``--galera``: the same on a private 3-node MariaDB Galera cluster started for the run
+(tests/support/galera.py; needs galera-4 and rsync), server ``i`` connected through node
+``i % 3 + 1`` with causal reads, as docs/operations.md describes.
 """
 from __future__ import annotations
 
@@ -46,6 +51,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -307,9 +313,10 @@ def watch_drain(world: kb.World, old_version_id: int, started: float, timeout: f
 
 
 def drain_with_servers(provider: str, base_url: str, tmp: Path, count: int, batch: int, servers: int,
-                       interval_ms: int, timeout: float, keep: bool) -> tuple[float, list[str]]:
+                       interval_ms: int, timeout: float, keep: bool,
+                       server_url: Callable[[str, int], str] = lambda url, _i: url) -> tuple[float, list[str]]:
     """One measurement: a fresh database, ``count`` keys rotated, ``servers`` server processes
-    draining them. Returns (seconds, problems)."""
+    draining them (server ``i`` on ``server_url(database url, i)``). Returns (seconds, problems)."""
     from sqlalchemy import select
 
     from cloudstack_kms.models.kms import ACTIVE, KekVersion
@@ -332,8 +339,8 @@ def drain_with_servers(provider: str, base_url: str, tmp: Path, count: int, batc
         with world.db.transaction() as s:
             old_version_id = s.scalar(select(KekVersion.id).where(KekVersion.kms_key_id == key.id,
                                                                   KekVersion.status == ACTIVE))
-        env = KmsEnv(db_url=bench_db.url, data_dir=tmp / "data")
         for i in range(servers):
+            env = KmsEnv(db_url=server_url(bench_db.url, i), data_dir=tmp / "data")
             running.append(ServerProcess(env, log_path=tmp / f"server-{i}.log").start(timeout=60))
         time.sleep(2)  # every worker past its first tick, running idle every interval
         kb.rotate(world, key.id)
@@ -358,7 +365,8 @@ def drain_with_servers(provider: str, base_url: str, tmp: Path, count: int, batc
             print(f"[{provider}] kept database {kb.describe_url(bench_db.url)} and {tmp}")
 
 
-def run_servers(provider: str, args: argparse.Namespace, tmp: Path) -> bool:
+def run_servers(provider: str, args: argparse.Namespace, tmp: Path,
+                server_url: Callable[[str, int], str] = lambda url, _i: url) -> bool:
     counts = [int(n) for n in args.servers.split(",") if n.strip()]
     seconds: dict[int, list[float]] = {n: [] for n in counts}
     problems: list[str] = []
@@ -366,14 +374,15 @@ def run_servers(provider: str, args: argparse.Namespace, tmp: Path) -> bool:
         for n in counts:
             took, found = drain_with_servers(provider, args.db_url, tmp / f"{provider}-{n}-{round_}", args.keys,
                                              args.batch, n, args.interval_ms, max(600.0, args.target_sec * 10),
-                                             args.keep)
+                                             args.keep, server_url)
             seconds[n].append(took)
             problems += [f"{n} server(s), run {round_ + 1}: {p}" for p in found]
             print(f"[{provider}]   {n} server(s), run {round_ + 1}: {took:.2f} s = {kb.fmt_rate(args.keys / took)} "
                   f"keys/s{'' if not found else ' (CHECKS FAILED)'}", flush=True)
     median = {n: statistics.median(v) for n, v in seconds.items()}
     best = {n: min(v) for n, v in seconds.items()}
-    where = "MariaDB/MySQL" if args.db_url.startswith("mysql") else "SQLite (one writer: no speed-up expected)"
+    where = ("a 3-node MariaDB Galera cluster (one server per node)" if args.galera
+             else "MariaDB/MySQL" if args.db_url.startswith("mysql") else "SQLite (one writer: no speed-up expected)")
     print(f"[{provider}] {args.keys:,} wrapped keys; batch {args.batch}; kms.rewrap.interval.ms {args.interval_ms}; "
           f"real servers (cloudstack-kms serve, 1 worker process each) on {where}; {args.repeat} run(s) per count")
     print(f"[{provider}]   {'servers':>7}  {'best s':>7}  {'keys/s':>9}  {'vs 1':>6}   {'median s':>8}  {'keys/s':>9}  "
@@ -402,6 +411,29 @@ def run_servers(provider: str, args: argparse.Namespace, tmp: Path) -> bool:
     return ok
 
 
+def run_on_galera(args: argparse.Namespace) -> int:
+    from urllib.parse import quote
+
+    from tests.support.galera import GaleraCluster
+
+    cluster = GaleraCluster.create(n=3)
+    try:
+        ports = [cluster.node(i).port for i in (1, 2, 3)]
+        causal = "&init_command=" + quote("SET SESSION wsrep_sync_wait=1")
+
+        def through_node(url: str, i: int) -> str:  # the database URL made on node 1, through node i % 3 + 1
+            return url.replace(f":{ports[0]}/", f":{ports[i % 3]}/") + causal
+
+        args.db_url = cluster.url(1)
+        providers, ok = kb.run_providers("kms-bench-rewrap-", args.providers, args.db_url, args.keep,
+                                         lambda p, tmp: run_servers(p, args, tmp, through_node))
+    finally:
+        cluster.cleanup()
+    print(f"{'PASS' if ok else 'FAIL'}: rewrap of {args.keys:,} keys by {args.servers} server(s) on Galera, "
+          f"{', '.join(providers)}")
+    return 0 if ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keys", type=int, default=100_000)
@@ -410,8 +442,14 @@ def main(argv: list[str] | None = None) -> int:
                                                       "e.g. 1,2,3 (default: Rewrapper.run_once() in this process)")
     parser.add_argument("--repeat", type=int, default=1, help="with --servers: measurements per count (median)")
     parser.add_argument("--interval-ms", type=int, default=10, help="with --servers: kms.rewrap.interval.ms")
+    parser.add_argument("--galera", action="store_true", help="with --servers: on a private 3-node Galera cluster "
+                                                             "started for the run (replaces --db-url)")
     kb.common_args(parser, "pkcs11,database")
     args = parser.parse_args(argv)
+    if args.galera:
+        if not args.servers:
+            parser.error("--galera needs --servers")
+        return run_on_galera(args)
     if args.servers:
         providers, ok = kb.run_providers("kms-bench-rewrap-", args.providers, args.db_url, args.keep,
                                          lambda p, tmp: run_servers(p, args, tmp))

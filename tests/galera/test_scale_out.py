@@ -1,65 +1,47 @@
-"""Three cloudstack-kms servers, one per Galera node, as operators run them behind a load balancer.
-
-They share one master key file and one primary-storage directory (as NFS would be) and reach
-the database each through its own node. The servers' connections ask for causal reads
-(``wsrep_sync_wait=1``, docs/operations.md): a job or session written through one node is
-then read through another as soon as it committed, so clients need no stickiness.
+"""Three cloudstack-kms servers, one per Galera node, as operators run them behind a load balancer
+(tests/galera/farm.py): volumes created through all three at once, and a node that leaves and
+rejoins.
 
 Heavy: it runs on the MariaDB pass only (see conftest.py).
 """
 from __future__ import annotations
 
-import secrets
 import threading
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
-from tests.support.client import Client
+from tests.galera.farm import Farm, farm_on
 from tests.support.dbtools import query
 from tests.support.galera import GaleraCluster
-from tests.support.server import KmsEnv, ServerProcess
 from tests.support.volumes import VolumeStore
 
 pytestmark = [pytest.mark.slow, pytest.mark.mysql]
 
-#: Causal reads on every connection of a server (what docs/operations.md tells operators to set).
-CAUSAL_READS = "&init_command=" + quote("SET SESSION wsrep_sync_wait=1")
-
 
 @dataclass
-class Farm:
-    galera: GaleraCluster
-    envs: list[KmsEnv]
-    servers: list[ServerProcess]
-    keys: dict[str, str]
+class Volumes:
+    farm: Farm
     zone: str
     offering: str
     kms_key: str
 
-    def admin(self, i: int) -> Client:
-        """The root admin's signed client on server ``i`` (0-based)."""
-        return Client(self.servers[i].url, self.keys["apikey"], self.keys["secretkey"])
+    def admin(self, i: int):  # noqa: ANN201
+        return self.farm.admin(i)
+
+    @property
+    def envs(self):  # noqa: ANN201
+        return self.farm.envs
+
+    @property
+    def galera(self) -> GaleraCluster:
+        return self.farm.galera
 
 
 @pytest.fixture(scope="module")
-def farm(galera_cluster: GaleraCluster, tmp_path_factory) -> Farm:
-    galera = galera_cluster
-    database = f"kms_farm_{secrets.token_hex(3)}"
-    galera.create_database(database)
-    data_dir = tmp_path_factory.mktemp("farm-data")  # master key and primary storage, shared
-    envs = [KmsEnv(db_url=galera.url(i, database) + CAUSAL_READS, data_dir=data_dir) for i in (1, 2, 3)]
-    envs[0].init()
-    galera.wait_applied(2)
-    galera.wait_applied(3)
-    keys = envs[0].admin_keys()
-    servers: list[ServerProcess] = []
-    try:
-        for i, env in enumerate(envs):
-            servers.append(ServerProcess(env, log_path=Path(data_dir) / f"server-{i + 1}.log").start(timeout=60))
-        admin = Client(servers[0].url, keys["apikey"], keys["secretkey"])
+def farm(galera_cluster: GaleraCluster, tmp_path_factory) -> Volumes:
+    with farm_on(galera_cluster, tmp_path_factory.mktemp("farm-data")) as farm:
+        admin = farm.admin(0)
         zone = admin.ok("listZones")["zone"][0]["id"]
         offering = admin.ok("createDiskOffering", name="farm-encrypted", displaytext="farm", disksize=1,
                             encrypt="true")["diskoffering"]["id"]
@@ -70,13 +52,10 @@ def farm(galera_cluster: GaleraCluster, tmp_path_factory) -> Farm:
         admin.ok("updateConfiguration", name="storage.volume.images", value="false")
         profile = admin.ok("listHSMProfiles", name="HSM Database Provider")["hsmprofile"][0]["id"]
         kms_key = admin.ok("createKMSKey", name="farm-key", zoneid=zone, hsmprofileid=profile)["kmskey"]["id"]
-        yield Farm(galera, envs, servers, keys, zone, offering, kms_key)
-    finally:
-        for server in servers:
-            server.stop()
+        yield Volumes(farm, zone, offering, kms_key)
 
 
-def create_through(farm: Farm, submit_on: int, poll_on: int, name: str) -> tuple[int, str, dict]:
+def create_through(farm: Volumes, submit_on: int, poll_on: int, name: str) -> tuple[int, str, dict]:
     """createVolume through one server, its job polled through another: (HTTP status, volume id, job)."""
     submit, poll = farm.admin(submit_on), farm.admin(poll_on)
     reply = submit.request("createVolume", name=name, zoneid=farm.zone, diskofferingid=farm.offering,
@@ -87,7 +66,7 @@ def create_through(farm: Farm, submit_on: int, poll_on: int, name: str) -> tuple
     return 200, inner["id"], poll.wait_job(inner["jobid"], timeout=300)
 
 
-def test_120_volumes_created_concurrently_through_three_servers(farm: Farm):
+def test_120_volumes_created_concurrently_through_three_servers(farm: Volumes):
     """Every create lands on another node than the poll that follows it: writes through three nodes
     at once certify against each other (1213 at commit), which must never reach a client, and
     no job may run twice (each volume has exactly one wrapped key)."""
@@ -127,7 +106,7 @@ def test_120_volumes_created_concurrently_through_three_servers(farm: Farm):
     assert wraps[0][0] == 120
 
 
-def test_a_stopped_node_rejoins_and_its_server_works_again(farm: Farm):
+def test_a_stopped_node_rejoins_and_its_server_works_again(farm: Volumes):
     galera = farm.galera
     galera.stop_node(3)
     try:

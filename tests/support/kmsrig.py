@@ -244,6 +244,29 @@ class Rig:
         return bool(self.sql("SELECT COUNT(*) FROM kms_database_kek_objects WHERE label = :l", l=label)[0][0])
 
 
+def assert_drained(rig: Rig, services: Services, key_id: str, old: dict, old_store, volumes: list[str],
+                   made: dict[str, str], wrap_events_after: int, moved: int) -> None:
+    """Everything the issue asks after a drain from version ``old`` (a ``version_row``)."""
+    assert rig.count_on_version(old["id"]) == 0
+    row = wait_until(lambda: (lambda r: r if r["removed"] is not None else None)(rig.version_row(key_id, 1)),
+                     timeout=60, what="the archived KEK to be deleted")
+    assert row["status"] == "Archived"
+    versions = rig.versions(key_id)
+    assert versions[1]["status"] == "Archived" and versions[1]["wrappedkeys"] == 0
+    assert versions[2]["status"] == "Active"
+    assert not old_store(old["kek_label"]), f"KEK {old['kek_label']} is still in its store"
+    # every wrapped key unwraps, to the very DEK it was made with
+    unwrapped = services.unwrap_digests(key_id)
+    assert len(unwrapped) == len(made) + len(volumes)
+    wrong = [k for k, d in made.items() if unwrapped.get(k) != d]
+    assert not wrong, f"{len(wrong)} wrapped keys do not unwrap to their DEK, e.g. {wrong[:3]}"
+    # every image opens with its key, now on version 2
+    rig.assert_volumes_open(volumes, version=2)
+    # each key was counted once by the worker's events
+    total, events = rig.wrap_event_total(key_id, wrap_events_after)
+    assert total == moved, f"KMS.KEY.WRAP events count {total} keys in {events} events, expected {moved}"
+
+
 # ------------------------------------------------------------------ the service layer, in this process
 class Services:
     """The server's services on the rig's database and master key, used from the test process."""
