@@ -289,7 +289,7 @@ def test_database_blob_layout_known_answer(database_provider, database_profile, 
         row = session.scalars(select(DatabaseKekObject).where(DatabaseKekObject.label == label)).one()
         sealed_material = row.key_material.decode("ascii")
         assert row.key_bits == 256 and row.is_sensitive and not row.is_extractable
-    assert sealed_material.startswith("mk1:")
+    assert sealed_material.startswith(f"mk2:{master_key.sealing_key_id}:")
     material = master_key.open(sealed_material, f"kms_database_kek_objects:{label}")
     assert len(material) == 32
     assert AESGCM(material).decrypt(nonce, sealed, context.aad()) == plain

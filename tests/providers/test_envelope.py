@@ -155,7 +155,7 @@ def test_pin_is_stored_sealed(kms: Kms):
             HsmProfileDetail.profile_id == profile.id))}
         assert set(details) == {"library", "token_label", "pin"}
         assert is_sensitive_detail("pin") and not is_sensitive_detail("library")
-        assert details["pin"] != HSM_PIN and details["pin"].startswith("mk1:")
+        assert details["pin"] != HSM_PIN and details["pin"].startswith(f"mk2:{kms.master_key.sealing_key_id}:")
         assert kms.master_key.open_text(details["pin"], profiles.seal_context(profile, "pin")) == HSM_PIN
         assert details["library"].endswith("libsofthsm2.so")  # not sensitive: stored as is
         # Bound to its row and name: the sealed PIN does not open as another detail or profile's.
