@@ -236,3 +236,30 @@ def test_normalise_type():
             == normalise_type("VARCHAR(8191) CHARACTER SET utf8mb3"))
     assert normalise_type("DATETIME") == "DATETIME"
     assert normalise_type("TEXT") == "TEXT"
+
+
+def test_an_older_sqlite_database_gets_the_new_columns_and_indexes(tmp_path):
+    """SQLite is built from the models, and ``create_all`` makes only missing tables: a database
+    made before a column was added (here the deletion safety net's) must get it on ``db init``."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    database = Database(f"sqlite:///{path}")
+    database.create_schema()
+    database.dispose()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX idx_deletion_date")
+    conn.execute("ALTER TABLE kms_keys DROP COLUMN deletion_date")
+    conn.execute("ALTER TABLE kms_keys DROP COLUMN enabled_before_deletion")
+    conn.commit()
+    conn.close()
+
+    database = Database(f"sqlite:///{path}")
+    try:
+        database.create_schema()
+        columns = {c["name"] for c in inspect(database.engine).get_columns("kms_keys")}
+        indexes = {i["name"] for i in inspect(database.engine).get_indexes("kms_keys")}
+    finally:
+        database.dispose()
+    assert {"deletion_date", "enabled_before_deletion"} <= columns
+    assert "idx_deletion_date" in indexes

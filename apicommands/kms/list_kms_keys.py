@@ -24,7 +24,8 @@ class ListKMSKeys(ListOwnedCommand):
     class Params(_ListOwnedParams):
         id = p.uuid("the ID of the KMS key", related="listKMSKeys")
         zoneid = p.uuid("list keys valid in this zone", related="listZones")
-        enabled = p.boolean("list enabled or disabled keys")
+        enabled = p.boolean("list enabled or disabled keys (a key pending deletion is disabled until its deletion is "
+                            "cancelled)")
         hsmprofileid = p.uuid("list keys whose current KEK is in this HSM profile", related="listHSMProfiles")
 
     def execute(self) -> ListResult:
@@ -42,6 +43,8 @@ class ListKMSKeys(ListOwnedCommand):
             stmt = stmt.where(KmsKey.hsm_profile_id.in_(
                 select(HsmProfile.id).where(HsmProfile.uuid == self.args["hsmprofileid"])))
         if self.arg("enabled") is not None:
+            # The flag is false while a deletion is pending (services/kms/deletion.py), as ``enabled``
+            # then reads in the response: the filter and the answer agree.
             stmt = stmt.where(KmsKey.enabled.is_(self.args["enabled"]))
         stmt = keyword_filter(stmt, self.args, KmsKey.name, KmsKey.description)
         rows, total = paged(session, stmt, self.args, KmsKey.id)

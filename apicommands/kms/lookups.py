@@ -7,6 +7,7 @@ from cloudstack_kms.api.context import CallContext
 from cloudstack_kms.errors import InvalidParameterValue, invalid_uuid
 from cloudstack_kms.models import Account
 from cloudstack_kms.models.kms import HsmProfile, KmsKey
+from cloudstack_kms.services.kms.keys import pending_deletion_error
 
 
 def find_profile(session: Session, uuid: str, text: str = "HSM Profile not found: {id}") -> HsmProfile:
@@ -16,12 +17,16 @@ def find_profile(session: Session, uuid: str, text: str = "HSM Profile not found
     return profile
 
 
-def find_key(ctx: CallContext, uuid: str) -> KmsKey:
-    """A live key the caller may act on (owner, admins above it, root)."""
+def find_key(ctx: CallContext, uuid: str, allow_pending: bool = False) -> KmsKey:
+    """A live key the caller may act on (owner, admins above it, root). A key pending deletion is
+    refused (after the access check, so only those who may act on it learn its state) unless
+    ``allow_pending``: only deleteKMSKey and cancelKMSKeyDeletion act on such a key."""
     key = ctx.session.scalars(select(KmsKey).where(KmsKey.uuid == uuid, KmsKey.removed.is_(None))).first()
     if key is None:
         raise InvalidParameterValue(f"KMS key not found: {uuid}")
     check_account_access(ctx, ctx.session.get(Account, key.account_id))
+    if key.deletion_date is not None and not allow_pending:
+        raise pending_deletion_error(key)
     return key
 
 

@@ -80,6 +80,7 @@ class KmsKey(Base):
         Index("idx_account_purpose", "account_id", "purpose", "enabled"),
         Index("idx_domain_purpose", "domain_id", "purpose", "enabled"),
         Index("idx_zone_enabled", "zone_id", "enabled"),
+        Index("idx_deletion_date", "deletion_date", "removed"),
         ForeignKeyConstraint(["account_id"], ["account.id"], name="fk_kms_keys__account_id", ondelete="CASCADE"),
         ForeignKeyConstraint(["domain_id"], ["domain.id"], name="fk_kms_keys__domain_id", ondelete="CASCADE"),
         ForeignKeyConstraint(["zone_id"], ["data_center.id"], name="fk_kms_keys__zone_id", ondelete="CASCADE"),
@@ -102,6 +103,12 @@ class KmsKey(Base):
     hsm_profile_id: Mapped[int] = mapped_column(REF, nullable=False)
     created: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
     removed: Mapped[datetime | None] = mapped_column(DateTime)
+    # Not upstream (deletion safety net, services/kms/deletion.py): set while deleteKMSKey's waiting
+    # period runs, UTC, fixed when the deletion was scheduled; the key is purged once it has passed.
+    # Meanwhile ``enabled`` is false (so every check of the flag refuses the key) and
+    # ``enabled_before_deletion`` keeps the flag that cancelKMSKeyDeletion restores.
+    deletion_date: Mapped[datetime | None] = mapped_column(DateTime)
+    enabled_before_deletion: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class KekVersion(Base):

@@ -34,7 +34,7 @@ from ..security.masterkey import MasterKey
 from ..storage import pools, qemu
 from . import settings
 from .kms import envelope
-from .kms.keys import lock_key
+from .kms.keys import lock_key, pending_deletion_error
 from .kms.runtime import KmsRuntime
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,8 @@ def check_kms_key(session: Session, key: KmsKey, owner: Account, zone: DataCente
         key_zone = session.get(DataCenter, key.zone_id)
         raise InvalidParameterValue(f"KMS key belongs to zone {key_zone.uuid if key_zone else key.zone_id} but the "
                                     f"target resource is in zone {zone.uuid}")
+    if key.deletion_date is not None:
+        raise pending_deletion_error(key)
     if not key.enabled:
         raise InvalidParameterValue(f"KMS key is not enabled and cannot be used for volume encryption: {key.uuid}")
     if key.purpose != PURPOSE_VOLUME:

@@ -3,6 +3,9 @@
 Keys live in the seeded ``database`` profile or in SoftHSM2 tokens through ``pkcs11`` profiles;
 what the token holds is checked with python-pkcs11 from the test process. Each test makes its
 own keys and tokens (random names); tenants are shared by the module.
+
+deleteKMSKey is tested here as upstream has it, deleting at once: the module sets
+``kms.key.deletion.pending.days`` to 0. The waiting period is tested in test_kms_key_deletion.py.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from cs import CloudStack
 from tests.support.client import Client
 from tests.support.dbtools import query
 from tests.support.tenants import TenantTree, tenant_tree, unique
+from tests.support.volumes import config
 
 DEFAULT_PROFILE = "HSM Database Provider"
 DATE_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0000$")
@@ -29,6 +33,14 @@ WRONG_PIN = "9999"
 @pytest.fixture(scope="module")
 def tree(server, admin_keys) -> TenantTree:
     return tenant_tree(Client(server.url, admin_keys["apikey"], admin_keys["secretkey"]))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def immediate_deletion(server, admin_keys):
+    """Upstream's deleteKMSKey (no waiting period) for this module; the setting is restored after it."""
+    with config(Client(server.url, admin_keys["apikey"], admin_keys["secretkey"]),
+                "kms.key.deletion.pending.days", "0"):
+        yield
 
 
 # ------------------------------------------------------------------ helpers
@@ -104,7 +116,7 @@ def test_create_with_the_database_profile(tree):
         "name": name, "description": "for volumes", "account": "admin", "domain": "ROOT", "domainpath": "ROOT",
         "zoneid": zone["id"], "zonename": zone["name"], "hsmprofileid": tree.default_profile,
         "hsmprofile": DEFAULT_PROFILE, "algorithm": "AES/GCM/NoPadding", "keybits": 256, "version": 1,
-        "enabled": True,
+        "enabled": True, "state": "Enabled",
     }
     assert {k: key[k] for k in expected} == expected
     assert DATE_RE.match(key["created"])
@@ -372,6 +384,7 @@ def test_update(tree):
     assert (updated["name"], updated["description"], updated["enabled"]) == (new_name, "second", True)
     disabled = tree.user.ok("updateKMSKey", id=key["id"], enabled="false")["kmskey"]
     assert (disabled["name"], disabled["description"], disabled["enabled"]) == (new_name, "second", False)
+    assert disabled["state"] == "Disabled"
     assert by_id(tree.user, key["id"])["kmskey"][0] == disabled
     assert tree.user.ok("updateKMSKey", id=key["id"], enabled="true")["kmskey"]["enabled"] is True
     tree.user.run_async("deleteKMSKey", id=key["id"])

@@ -1,4 +1,4 @@
-"""Configuration → Global Settings in the real web UI: the six ``kms.*`` settings are found with the
+"""Configuration → Global Settings in the real web UI: the ``kms.*`` settings are found with the
 search box and under their group (Storage → KMS), one is changed with the page's own edit
 control, the server stores it, and it takes effect at once: a volume created right after (by
 another server process) gets a DEK of the new size, without any restart."""
@@ -10,8 +10,8 @@ import re
 from tests.support.tenants import unique
 from tests.support.volumes import VolumeStore, set_config
 
-KMS_SETTINGS = ["kms.dek.size.bits", "kms.operation.timeout.sec", "kms.retry.count", "kms.retry.delay.ms",
-                "kms.rewrap.batch.size", "kms.rewrap.interval.ms"]
+KMS_SETTINGS = ["kms.dek.size.bits", "kms.key.deletion.pending.days", "kms.operation.timeout.sec", "kms.retry.count",
+                "kms.retry.delay.ms", "kms.rewrap.batch.size", "kms.rewrap.interval.ms"]
 SETTING = "kms.dek.size.bits"
 #: A row of the settings table on screen (the page keeps the tables of other tabs, hidden).
 ROW = ".ant-table-row:visible"

@@ -21,7 +21,7 @@ from ...models.kms import ACTIVE, ARCHIVED, HsmProfile, KekVersion, KmsKey, Wrap
 from ...providers.base import KekNotFound, KmsError, ProfileConfig, WrapContext
 from ...security.masterkey import MasterKey
 from . import profiles
-from .keys import active_version, lock_key
+from .keys import active_version, lock_key, pending_deletion_error
 from .runtime import KmsRuntime
 
 @dataclass
@@ -67,11 +67,13 @@ def _active_version(session: Session, key: KmsKey) -> KekVersion:
 def wrap_new_dek(session: Session, runtime: KmsRuntime, master_key: MasterKey, key: KmsKey, key_bits: int,
                  plaintext: bytes | None = None) -> NewDek:
     """Generate a DEK (or take ``plaintext``, for migrations) and store it wrapped by the Active version."""
+    if key.deletion_date is not None:  # (also disabled meanwhile; this names the reason)
+        raise pending_deletion_error(key)
     if not key.enabled:
         raise InvalidParameterValue(f"Invalid parameter: KMS key is not enabled: {key.uuid}")
     # The key row first (shared, once per transaction), then its Active version: deleteKMSKey locks
     # them in the same order, so it waits for this transaction to commit and then counts this wrapped
-    # key, or this waits for the delete and then finds the key removed.
+    # key, or this waits for the delete and then finds the key removed (or pending deletion).
     if ("kms.envelope.key_locked", key.id) not in session.info:
         lock_key(session, key)
         session.info[("kms.envelope.key_locked", key.id)] = True
@@ -137,6 +139,8 @@ def _unwrap_recorded(session: Session, runtime: KmsRuntime, master_key: MasterKe
         if key is not None and version is not None:
             raise _KekGone(error)
         raise error
+    if key.deletion_date is not None:  # cannot hold wrapped keys (deleteKMSKey refuses then); never used meanwhile
+        raise pending_deletion_error(key)
     profile = _profile(session, version, wrapped.uuid)
     config = _config(session, master_key, profile)
     provider = runtime.provider(profile.protocol)

@@ -153,15 +153,35 @@ def wrapped_key_count(session: Session, key: KmsKey) -> int:
 VOLUME_USAGE_CHECKS: list = []
 
 
-def lock_key(session: Session, key: KmsKey, exclusive: bool = False) -> None:
+#: ``state`` of a key in listKMSKeys (not upstream: its final response has only ``enabled``).
+ENABLED, DISABLED, PENDING_DELETION = "Enabled", "Disabled", "PendingDeletion"
+
+
+def key_state(key: KmsKey) -> str:
+    if key.deletion_date is not None:
+        return PENDING_DELETION
+    return ENABLED if key.enabled else DISABLED
+
+
+def pending_deletion_error(key: KmsKey) -> InvalidParameterValue:
+    """What any use of a key pending deletion gets (only listKMSKeys and cancelKMSKeyDeletion act on it)."""
+    when = format_date(key.deletion_date) if key.deletion_date is not None else "unknown"
+    return InvalidParameterValue(f"KMS key is pending deletion: {key.uuid} (deletion date {when}); cancel the "
+                                 "deletion with cancelKMSKeyDeletion to use it again")
+
+
+def lock_key(session: Session, key: KmsKey, exclusive: bool = False, allow_pending: bool = False) -> None:
     """Lock the key's row until the transaction ends (MySQL; SQLite runs one writer at a time), and
-    fail if the key is gone. Whatever wraps with the key or makes a volume that uses it holds a
-    shared lock, :func:`delete_key` an exclusive one: a delete waits for those transactions and
-    then sees what they wrote, and they wait for a delete and then see the key removed."""
-    stmt = select(KmsKey.removed).where(KmsKey.id == key.id).with_for_update(read=not exclusive)
+    fail if the key is gone, or (unless ``allow_pending``) pending deletion. Whatever wraps with
+    the key or makes a volume that uses it holds a shared lock, :func:`delete_key` an exclusive
+    one: a delete waits for those transactions and then sees what they wrote, and they wait for a
+    delete and then see the key removed or pending deletion."""
+    stmt = select(KmsKey.removed, KmsKey.deletion_date).where(KmsKey.id == key.id).with_for_update(read=not exclusive)
     row = session.execute(stmt).first()
     if row is None or row.removed is not None:
         raise InvalidParameterValue(f"KMS key not found: {key.uuid}")
+    if row.deletion_date is not None and not allow_pending:
+        raise pending_deletion_error(key)
 
 
 def delete_key(session: Session, runtime: KmsRuntime, master_key: MasterKey, key: KmsKey, user: User) -> None:
@@ -170,9 +190,17 @@ def delete_key(session: Session, runtime: KmsRuntime, master_key: MasterKey, key
     The key row, then its live versions, are locked before anything is counted (see
     :func:`lock_key`): wrappers hold the key row and the Active version shared until they commit
     (the volume migration only the version), so no wrapped key or volume can appear between the
-    count and the KEKs' destruction.
+    count and the KEKs' destruction. A key pending deletion is deleted too (the purge of
+    ``deletion.py`` calls this once its date has passed).
     """
-    lock_key(session, key, exclusive=True)
+    versions = lock_for_deletion(session, key)
+    destroy_key(session, runtime, master_key, key, versions, user)
+
+
+def lock_for_deletion(session: Session, key: KmsKey) -> list[KekVersion]:
+    """Lock the key and its live versions (exclusive), then refuse while wrapped keys or volumes
+    reference the key (upstream's texts). Returns the versions, locked until the transaction ends."""
+    lock_key(session, key, exclusive=True, allow_pending=True)
     versions = list(session.scalars(select(KekVersion).where(KekVersion.kms_key_id == key.id,
                                                              KekVersion.removed.is_(None))
                                     .order_by(KekVersion.id).with_for_update()))
@@ -183,6 +211,14 @@ def delete_key(session: Session, runtime: KmsRuntime, master_key: MasterKey, key
     if any(check(session, key) for check in VOLUME_USAGE_CHECKS):
         raise InvalidParameterValue(f"Cannot delete KMS key: {key.uuid}. There are Volumes which still reference "
                                     "this key")
+    return versions
+
+
+def destroy_key(session: Session, runtime: KmsRuntime, master_key: MasterKey, key: KmsKey,
+                versions: list[KekVersion], user: User) -> None:
+    """Delete the KEKs of ``versions`` (locked by :func:`lock_for_deletion`) in their providers,
+    then mark them and the key removed. A KEK the provider fails to delete is a WARN event, not a
+    failure: the key goes all the same, as upstream."""
     owner = session.get(Account, key.account_id)
     for version in versions:
         if version.status != ARCHIVED:
@@ -216,6 +252,7 @@ def key_view(session: Session, key: KmsKey) -> dict[str, Any]:
         "zoneid": zone.uuid if zone else None, "zonename": zone.name if zone else None,
         "hsmprofileid": profile.uuid if profile else None, "hsmprofile": profile.name if profile else None,
         "algorithm": key.algorithm, "keybits": key.key_bits, "version": version, "enabled": bool(key.enabled),
+        "state": key_state(key), "deletiondate": key.deletion_date,
         "created": key.created, "keklabel": key.kek_label, "versions": versions_view(session, key),
     }
 

@@ -52,6 +52,7 @@ from .. import events, settings
 from . import profiles
 from ...app_state import new_msid
 from .cluster_lock import cluster_lock
+from .deletion import PurgeTask
 from .leases import Range, RangeLeases, retrying
 from .runtime import KmsRuntime, runtime_of
 
@@ -499,8 +500,10 @@ class RewrapWorker:
     def _loop(self) -> None:
         """Tick every second (or sooner when woken) so a changed interval applies without a restart."""
         rewrapper = Rewrapper(self.state)
+        purge = PurgeTask(self.state)  # keys whose pending deletion has ended (deletion.py); not paused with rewrap
         last_run = time.monotonic()
         while not self._stop.is_set():
+            purge.maybe_run()
             try:
                 interval = self._interval_sec()
             except Exception:  # noqa: BLE001 - the database may be briefly away; try again
