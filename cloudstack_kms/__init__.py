@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None, ui_dir: str | Path | None = Non
     from .db import Database
     from .jobs.worker import JobWorker
     from .logging_setup import install_redaction
+    from .observability import routes as observability
     from .security.masterkey import MasterKey
 
     settings = settings or Settings()
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None, ui_dir: str | Path | None = Non
                      master_key=MasterKey.load(settings.master_key_file), registry=Registry.discover())
     app.extensions["cloudstack_kms"] = state
     app.register_blueprint(bp)
+    app.register_blueprint(observability.bp)  # /metrics and /health
     register_error_handlers(app)
     if ui_dir:
         _serve_ui(app, Path(ui_dir))
@@ -41,6 +43,9 @@ def create_app(settings: Settings | None = None, ui_dir: str | Path | None = Non
         state.worker.start()
         state.services["rewrap"] = RewrapWorker(state)
         state.services["rewrap"].start()
+        from .observability.hsm_probe import HsmProbe
+        state.services["hsm_probe"] = HsmProbe(state)
+        state.services["hsm_probe"].start()
     return app
 
 

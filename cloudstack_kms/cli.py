@@ -1,4 +1,4 @@
-"""The ``cloudstack-kms`` command: ``db init``, ``user keys``, ``user passwd``, ``serve``, ``quickstart``."""
+"""The ``cloudstack-kms`` command: ``db init``, ``user keys``, ``user passwd``, ``serve``, ``quickstart``, ``master-key``."""
 from __future__ import annotations
 
 import argparse
@@ -51,6 +51,22 @@ def build_parser() -> argparse.ArgumentParser:
         serve.add_argument("--pkcs11-library", action="append", default=None, metavar="PATH",
                            help="a PKCS#11 module HSM profiles may load (repeat for several); replaces "
                            "$KMS_PKCS11_LIBRARIES and the default (SoftHSM2's standard paths)")
+
+    mk = sub.add_parser("master-key", help="the master key: status, rotation "
+                        "(docs/operations.md, Master key rotation)").add_subparsers(dest="action", required=True)
+    mk.add_parser("status", help="the keyring's key ids and how many stored values each protects, per table")
+    rotate = mk.add_parser("rotate", help="a new key seals, every stored secret is sealed again with it, the old "
+                           "key is retired (resumable: run it again after an interruption)")
+    rotate.add_argument("--prepare", action="store_true",
+                        help="only add a new key that opens but does not seal yet (several hosts: copy the file "
+                        "to each, then run rotate)")
+    rotate.add_argument("--keyring-copied", action="store_true",
+                        help="the current keyring file is on every host running a server: retire the old key "
+                        "even though servers on other hosts are up")
+    rotate.add_argument("--batch-size", type=int, default=200, help="rows per transaction (default 200)")
+    rotate.add_argument("--settle-seconds", type=float, default=30.0,
+                        help="wait between the last two scans before retiring, for transactions that sealed "
+                        "with the old key just before the switch (default 30)")
     return parser
 
 
@@ -165,6 +181,8 @@ def serve(settings: Settings, host: str, port: int, workers: int, threads: int, 
 
     from . import create_app
 
+    metrics_dir = _metrics_directory()
+
     class Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
@@ -181,6 +199,7 @@ def serve(settings: Settings, host: str, port: int, workers: int, threads: int, 
             # that pause briefly, which they see as "Remote end closed connection without response".
             self.cfg.set("keepalive", 75)
             self.cfg.set("worker_exit", _stop_background)
+            self.cfg.set("child_exit", _forget_worker_metrics)
             if "control_socket_disable" in self.cfg.settings:
                 # gunicorn >= 25 opens a control socket at one fixed per-user path, which every
                 # server on the host would share (and unlink on exit): not wanted here.
@@ -189,7 +208,98 @@ def serve(settings: Settings, host: str, port: int, workers: int, threads: int, 
         def load(self):  # noqa: ANN202 - each worker process builds its own app and job workers
             return create_app(settings, ui_dir=ui_dir)
 
-    Server().run()
+    try:
+        Server().run()
+    finally:
+        metrics_dir.cleanup()
+
+
+class _MetricsDirectory:
+    """Where gunicorn's workers keep their metric values (``PROMETHEUS_MULTIPROC_DIR``), set
+    before they fork so that a scrape served by any worker sums them all.
+
+    A private new directory per server unless the operator names one in the environment; a
+    named one is emptied on start (files of an earlier run would be added to this one's counts)
+    and kept, a private one removed at exit.
+    """
+
+    def __init__(self, path: Path, private: bool) -> None:
+        self.path, self.private = path, private
+
+    def cleanup(self) -> None:
+        if self.private:
+            import shutil
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _metrics_directory() -> _MetricsDirectory:
+    import tempfile
+    named = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if named:
+        path = Path(named)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+        return _MetricsDirectory(path, private=False)
+    _remove_orphaned_metrics_directories(Path(tempfile.gettempdir()))
+    path = Path(tempfile.mkdtemp(prefix=f"{_METRICS_PREFIX}{os.getpid()}-"))  # mode 0700
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return _MetricsDirectory(path, private=True)
+
+
+_METRICS_PREFIX = "cloudstack-kms-metrics-"
+
+
+def _remove_orphaned_metrics_directories(tmp: Path) -> None:
+    """Private directories of servers that did not get to remove theirs (killed with -9): the
+    name holds the server's pid, and a directory whose server is gone is removed."""
+    import shutil
+    for path in tmp.glob(f"{_METRICS_PREFIX}*-*"):
+        pid = path.name[len(_METRICS_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass  # alive, another user's
+
+
+def _forget_worker_metrics(_server, worker) -> None:  # noqa: ANN001 - gunicorn's child_exit hook
+    """A worker is gone (stopped, crashed or replaced): drop its live-gauge files. Its counters
+    and histograms stay, so totals do not go backwards when a worker is replaced."""
+    from prometheus_client import multiprocess
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def master_key_command(settings: Settings, args: argparse.Namespace) -> None:
+    """``master-key status`` and ``master-key rotate``; a refusal exits with its reason (status 1)."""
+    from .db import Database
+    from .security import keyring
+    from .services import master_key_rotation as rotation
+
+    path = settings.master_key_file
+
+    def report(line: str) -> None:
+        print(line, flush=True)  # flushed: progress of a long pass, and what an interrupted run did
+
+    try:
+        if args.action == "rotate" and args.prepare:
+            rotation.prepare(path, report)
+            return
+        database = Database(settings.db_url)
+        try:
+            if args.action == "status":
+                for line in rotation.format_status(path, rotation.status(database), keyring.read(path)):
+                    report(line)
+            else:
+                rotation.rotate(database, path, batch=max(1, args.batch_size), settle_sec=max(0.0, args.settle_seconds),
+                                keyring_copied=args.keyring_copied, report=report)
+        finally:
+            database.dispose()
+    except (rotation.RotationError, keyring.KeyringError) as exc:
+        raise SystemExit(f"master-key {args.action}: {exc}") from None
 
 
 def _stop_background(_server, worker) -> None:  # noqa: ANN001 - gunicorn's worker_exit hook
@@ -220,6 +330,8 @@ def main(argv: list[str] | None = None) -> None:
         print("password updated")
     elif args.area == "serve":
         serve(settings, args.host, args.port, args.workers, args.threads, args.ui_dir)
+    elif args.area == "master-key":
+        master_key_command(settings, args)
     elif args.area == "quickstart":
         db_init(settings)
         print(usage_text(args.host, args.port, user_keys(settings, "admin", "/")))

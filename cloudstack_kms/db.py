@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, event, inspect, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.schema import CreateColumn
 
 from .models import Base, Version, utcnow
 
@@ -43,7 +44,7 @@ def current_session() -> Session | None:
     return _ambient.get()
 
 # Upgrade scripts in the order they apply, named like CloudStack's.
-UPGRADE_SCRIPTS = ["schema-42210to42300.sql", "schema-42300-kms-cluster.sql"]
+UPGRADE_SCRIPTS = ["schema-42210to42300.sql", "schema-42300-kms-cluster.sql", "schema-42300-kms-deletion.sql", "schema-42300-kms-throttle.sql"]
 CURRENT_VERSION = "4.23.0"
 
 
@@ -159,6 +160,8 @@ class Database:
         steps: list[str] = []
         if self.is_sqlite:
             Base.metadata.create_all(self.engine)
+            if applied:
+                self._add_new_sqlite_columns()
             steps = [s for s in UPGRADE_SCRIPTS if s not in applied]
         else:
             for script in UPGRADE_SCRIPTS:
@@ -171,6 +174,23 @@ class Database:
                 for step in steps:
                     s.add(Version(version=step, updated=utcnow(), step="Complete"))
         return steps
+
+    def _add_new_sqlite_columns(self) -> None:
+        """An existing SQLite database gets the columns and indexes added to the models since it
+        was made: ``create_all`` only creates missing tables. New columns are always nullable or
+        have a default (as the MySQL upgrade steps add them), so ``ADD COLUMN`` suffices."""
+        with self.engine.begin() as conn:
+            inspector = inspect(conn)
+            for table in Base.metadata.sorted_tables:
+                present = {c["name"] for c in inspector.get_columns(table.name)}
+                for column in table.columns:
+                    if column.name in present:
+                        continue
+                    ddl = CreateColumn(column).compile(dialect=self.engine.dialect)
+                    log.info("adding column %s.%s", table.name, column.name)
+                    conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN {ddl}')
+                for index in table.indexes:
+                    index.create(conn, checkfirst=True)
 
     def _run_script(self, path: Path) -> None:
         log.info("applying %s", path.name)

@@ -20,6 +20,8 @@ class HsmProfileResponse(ResponseObject):
     ispublic = Out.boolean("whether the HSM profile is public (usable by every account)")
     created = Out.date("the date the HSM profile was created")
     details = Out.map("the connection details of the HSM profile; sensitive values are masked")
+    reachable = Out.boolean("whether the HSM answered the last background health check of the server answering "
+                            "(root admins only; absent until the first check)", roles=ROOT_ONLY)
 
 
 class KmsKeyResponse(ResponseObject):
@@ -40,6 +42,9 @@ class KmsKeyResponse(ResponseObject):
     keybits = Out.integer("the size in bits of the key encryption key")
     version = Out.integer("the number of the active KEK version")
     enabled = Out.boolean("whether the KMS key is enabled")
+    state = Out.string("the state of the KMS key: Enabled, Disabled or PendingDeletion (not upstream; see "
+                       "cancelKMSKeyDeletion)")
+    deletiondate = Out.date("the date (UTC) the KMS key pending deletion is deleted on; absent otherwise")
     created = Out.date("the date the KMS key was created")
     keklabel = Out.string("the label of the current KEK in its provider (root admins only)", roles=ROOT_ONLY)
     versions = Out.list("the KEK versions of the key: version, status (Active, Previous, Archived), hsmprofileid, "

@@ -7,6 +7,7 @@ row (and, for create commands, its new object) before the commit, then wakes a w
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +19,9 @@ from ..app_state import AppState
 from ..db import CONFLICT_ATTEMPTS, conflict_pause, is_write_conflict
 from ..jobs import queue
 from ..models import User
+from ..observability import metrics
 from ..services import events
-from . import auth, login as login_flow
+from . import auth, login as login_flow, throttle
 from .callers import caller_cache
 from .command import AsyncCommand, Command
 from .context import CallContext
@@ -54,34 +56,44 @@ def request_params() -> list[tuple[str, str]]:
 @bp.route("/client/api/", methods=["GET", "POST"])
 @bp.route("/client/api/<path:_rest>", methods=["GET", "POST"])
 def api(_rest: str | None = None) -> Response:
+    started = time.perf_counter()
+    response, command = answer()
+    metrics.record_request(command, response.status_code, time.perf_counter() - started)
+    return response
+
+
+def answer() -> tuple[Response, str]:
+    """The response, and the command to count it under: a registered name, else ``unknown``
+    (metric labels must stay few whatever callers send)."""
     try:
         pairs = request_params()
     except HTTPException as exc:  # a body too large or unreadable: still CloudStack's envelope
-        return http_error_response(exc)
+        return http_error_response(exc), metrics.UNKNOWN_COMMAND
     params: dict[str, str] = {}
     for name, value in pairs:
         params.setdefault(name.lower(), value)
     fmt = "json" if params.get("response", "").lower() == "json" else "xml"
-    try:
-        auth.check_parameter_names(pairs)
-    except ApiError as err:
-        return respond_error("errorresponse", err, fmt)
     command = params.get("command", "")
     app_state = state()
     cls = app_state.registry.get(command)
+    label = cls.api_name if cls is not None else command if command in ("login", "logout") else metrics.UNKNOWN_COMMAND
+    try:
+        auth.check_parameter_names(pairs)
+    except ApiError as err:
+        return respond_error("errorresponse", err, fmt), label
     if command in ("login", "logout"):
         try:
-            return (login_flow.login if command == "login" else login_flow.logout)(app_state, params, fmt)
+            return (login_flow.login if command == "login" else login_flow.logout)(app_state, params, fmt), label
         except Exception as exc:  # noqa: BLE001 - the database is down, or a bug: a clean 530 either way
             log_failure(command, exc)
-            return respond_error(f"{command}response", CloudRuntimeError(GENERIC_INTERNAL_TEXT), fmt)
+            return respond_error(f"{command}response", CloudRuntimeError(GENERIC_INTERNAL_TEXT), fmt), label
     name = cls.response_name() if cls else "errorresponse"
     try:
         if cls is not None and not cls.requires_auth and not _credentials_given(params):
-            return dispatch_public(app_state, cls, params, fmt)
-        return dispatch(app_state, cls, command, pairs, params, fmt)
+            return dispatch_public(app_state, cls, params, fmt), label
+        return dispatch(app_state, cls, command, pairs, params, fmt), label
     except ApiError as err:
-        return respond_error(name if err.code != 432 else "errorresponse", err, fmt)
+        return respond_error(name if err.code != 432 else "errorresponse", err, fmt), label
 
 
 @dataclass
@@ -175,6 +187,7 @@ def dispatch_once(app_state: AppState, cls: type[Command] | None, command: str, 
             # Read now: after a rollback the session's rows are expired and cannot load.
             role = user.account.role_type
             cls = authorise(cls, command, user, signed)
+            throttle.check(app_state, session, user.account.id, role)
             ctx = CallContext(session=session, user=user, account=user.account, state=app_state)
             args = parse_args(cls, params, session)
             if issubclass(cls, AsyncCommand):

@@ -7,3 +7,4 @@ from .tenancy import Account, Domain, Role, User  # noqa: F401
 from .zone import DataCenter  # noqa: F401
 from . import kms  # noqa: F401,E402  (KMS tables)
 from . import volume  # noqa: F401,E402  (volumes, offerings, pools, passphrases)
+from . import throttle  # noqa: F401,E402  (api_rate_limit, API throttling)

@@ -82,6 +82,10 @@ KEYS: dict[str, ConfigKey] = {k.name: k for k in [
               int, component=KMS, minimum=1, maximum=1_000_000),
     ConfigKey("kms.rewrap.interval.ms", "300000", "Interval in milliseconds between runs of the background "
               "rewrap worker; 0 or less disables it", int, component=KMS),
+    ConfigKey("kms.key.deletion.pending.days", "7", "Days a KMS key waits after deleteKMSKey before its key "
+              "encryption keys are destroyed; meanwhile it cannot be used and cancelKMSKeyDeletion restores it. "
+              "The date is fixed when the deletion is requested; 0 deletes at once", int, component=KMS,
+              minimum=0, maximum=365),
     ConfigKey("storage.volume.images", "true", "Create a LUKS/qcow2 image on primary storage for each volume; "
               "false keeps volumes as metadata only (keys are still generated and wrapped)", bool,
               category="Storage", component="storage"),
@@ -92,6 +96,14 @@ KEYS: dict[str, ConfigKey] = {k.name: k for k in [
               maximum=1_000_000),
     ConfigKey("job.cancel.threshold.minutes", "60", "Time (in minutes) for async-jobs to be forcely cancelled "
               "if it has been in process for long", int, minimum=1),
+    # Upstream's ApiRateLimitService keys (Config.ApiLimit*), with its texts and category.
+    ConfigKey("api.throttling.enabled", "false", "Enable/Disable Api rate limit", bool),
+    ConfigKey("api.throttling.interval", "1", "Time interval (in seconds) to reset API count", int, minimum=1,
+              maximum=86_400),
+    ConfigKey("api.throttling.max", "25", "Max allowed number of APIs within fixed interval", int, minimum=1),
+    ConfigKey("api.throttling.cachesize", "50000", "Account based API count cache size (upstream's; not used "
+              "here: the counts are kept in the database, shared by every server, so no cache needs sizing)", int,
+              minimum=1),
 ]}
 
 

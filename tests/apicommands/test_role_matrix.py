@@ -215,8 +215,18 @@ def prep_update_kms_key(w: World, caller: str, kind: str) -> Cell:
 
 
 def prep_delete_kms_key(w: World, caller: str, kind: str) -> Cell:
+    """Deleted: gone (kms.key.deletion.pending.days = 0) or pending deletion (the default)."""
     key = w.key_of(w.target(caller, kind))
-    return Cell({"id": key["id"]}, key_after(w, key, lambda k: k is None))
+    return Cell({"id": key["id"]}, key_after(w, key, lambda k: k is None or k["state"] == "PendingDeletion"))
+
+
+def prep_cancel_kms_key_deletion(w: World, caller: str, kind: str) -> Cell:
+    """A key of the target whose deletion the root admin requested (the default waiting period)."""
+    key = w.key_of(w.target(caller, kind))
+    w.root.run_async("deleteKMSKey", id=key["id"])
+    pending = w.root.ok("listKMSKeys", id=key["id"], listall="true")["kmskey"][0]
+    assert pending["state"] == "PendingDeletion", pending
+    return Cell({"id": key["id"]}, key_after(w, key, lambda k: k is not None and k["state"] == "Enabled"))
 
 
 def prep_rotate_kms_key(w: World, caller: str, kind: str) -> Cell:
@@ -355,6 +365,7 @@ SPECS = [
     Spec("createKMSKey", ALL_ROLES, ACT, prep_create_kms_key),
     Spec("updateKMSKey", ALL_ROLES, ACT, prep_update_kms_key),
     Spec("deleteKMSKey", ALL_ROLES, ACT, prep_delete_kms_key, is_async=True),
+    Spec("cancelKMSKeyDeletion", ALL_ROLES, ACT, prep_cancel_kms_key_deletion),
     Spec("rotateKMSKey", ALL_ROLES, ACT, prep_rotate_kms_key, is_async=True),
     Spec("migrateVolumesToKMS", ROOT_ONLY, ACT, prep_migrate_volumes, is_async=True),
     Spec("createVolume", ALL_ROLES, ACT, prep_create_volume, is_async=True),

@@ -50,7 +50,7 @@ class Farm:
             return None
         pid = rows[0][0]
         for i, server in enumerate(self.servers):
-            if server.proc is not None and pid in (server.proc.pid, _parent(pid)):
+            if server.proc is not None and server.proc.pid in (pid, _parent(pid)):
                 return i
         return None
 

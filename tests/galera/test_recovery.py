@@ -147,7 +147,8 @@ def test_zone_migration_resumes_when_its_server_and_node_die(farm: Farm, softhsm
     finally:
         watch.close()
     runner = farm.server_of_msid(msid, 0)
-    assert runner is not None, f"no server process has msid {msid}"
+    assert runner is not None, (f"no server process has msid {msid}: mshost {rig.sql('SELECT msid, pid, state FROM mshost')}"
+                                f", servers {[s.proc.pid for s in farm.servers]}")
     assert seen < total, "the migration was over before the kill: nothing was tested"
     kill_server_and_its_node(farm, runner)
     survivor = next(i for i in range(3) if i != runner)

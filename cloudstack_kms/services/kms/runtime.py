@@ -9,6 +9,7 @@ from typing import Callable, TypeVar
 
 from sqlalchemy.orm import Session
 
+from ...observability.metrics import InstrumentedProvider
 from ...providers import retry
 from ...providers.base import KmsProvider
 from ...providers.context import ProviderContext
@@ -52,13 +53,21 @@ class KmsRuntime:
     #: (when read, the live policy in each mode): the mode is picked per call, without copying.
     _policy: tuple[float, _Policies] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: protocol -> the provider wrapped for metrics (built once per provider instance).
+    _instrumented: dict[str, InstrumentedProvider] = field(default_factory=dict, repr=False)
 
     @classmethod
     def create(cls, context: ProviderContext) -> "KmsRuntime":
         return cls(ProviderRegistry(context))
 
     def provider(self, protocol: str) -> KmsProvider:
-        return self.providers.get(protocol)
+        """The provider of ``protocol``, its calls timed and counted per HSM profile and operation
+        (every service reaches providers through here, so this is the one place metrics hook in)."""
+        provider = self.providers.get(protocol)
+        wrapped = self._instrumented.get(protocol)
+        if wrapped is None or wrapped.inner is not provider:
+            wrapped = self._instrumented[protocol] = InstrumentedProvider(provider)
+        return wrapped  # type: ignore[return-value] - same interface, delegated
 
     def _policies(self, session: Session) -> _Policies:
         """The live retry settings, re-read at most once a second (the queries would otherwise cost
