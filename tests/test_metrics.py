@@ -205,3 +205,8 @@ def test_rewrap_backlog_after_rotation(served):
     admin.ok("updateConfiguration", name="kms.rewrap.interval.ms", value="200")
     wait_for(lambda: ("kms_rewrap_backlog", (("kmskeyid", key), ("version", "1"))) not in scrape(server),
              timeout=60, what="the rewrap worker to drain version 1")
+    # The drain is bulk work: counted per chunk, as keys and the seconds they took, per operation.
+    samples = scrape(server)
+    for operation in ("unwrap", "wrap"):
+        assert value(samples, "kms_provider_bulk_keys_total", hsmprofileid=profile, operation=operation) == 2
+        assert value(samples, "kms_provider_bulk_seconds_total", hsmprofileid=profile, operation=operation) > 0

@@ -172,23 +172,23 @@ class RangeLeases:
         those still ours). Returns the ids of the ranges deleted."""
         if not ranges:
             return []
-
-        def settle(s: Session) -> list[int]:
-            t = RewrapLease
-            empty = [r.id for r in ranges if s.scalar(select(WrappedKey.id).where(
-                WrappedKey.kek_version_id == version_id, WrappedKey.removed.is_(None),
-                WrappedKey.id.between(r.first_id, r.last_id)).limit(1)) is None]
-            if empty:
-                s.execute(delete(t).where(t.id.in_(empty), t.owner_msid == self.owner)
-                          .execution_options(synchronize_session=False))
-            rest = [r.id for r in ranges if r.id not in empty]
-            if rest:
-                s.execute(update(t).where(t.id.in_(rest), t.owner_msid == self.owner)
-                          .values(owner_msid=None, expires_ms=0).execution_options(synchronize_session=False))
-            return empty
-
         # Safe to repeat: each change is conditional on the range still being ours.
-        return retrying(self.db, settle)
+        return retrying(self.db, lambda s: self.settle_in(s, version_id, ranges))
+
+    def settle_in(self, s: Session, version_id: int, ranges: list[Range]) -> list[int]:
+        """:meth:`settle` in the caller's transaction (the last write of a run: one commit less)."""
+        t = RewrapLease
+        empty = [r.id for r in ranges if s.scalar(select(WrappedKey.id).where(
+            WrappedKey.kek_version_id == version_id, WrappedKey.removed.is_(None),
+            WrappedKey.id.between(r.first_id, r.last_id)).limit(1)) is None]
+        if empty:
+            s.execute(delete(t).where(t.id.in_(empty), t.owner_msid == self.owner)
+                      .execution_options(synchronize_session=False))
+        rest = [r.id for r in ranges if r.id not in empty]
+        if rest:
+            s.execute(update(t).where(t.id.in_(rest), t.owner_msid == self.owner)
+                      .values(owner_msid=None, expires_ms=0).execution_options(synchronize_session=False))
+        return empty
 
     def forget(self, version_id: int) -> None:
         """Drop whatever range rows a finished version still has."""

@@ -9,6 +9,7 @@ A volume already migrated is skipped, so a rerun or a resumed job carries on saf
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ from ...models import Account, Domain, User
 from ...models.base import new_uuid, utcnow
 from ...models.kms import HsmProfile, KmsKey, WrappedKey
 from ...models.volume import Passphrase, Volume
+from ...observability import metrics
 from ...providers import retry
 from ...providers.base import KmsError, zero
 from ...security.masterkey import MasterKey, MasterKeyError
@@ -128,26 +130,36 @@ def _migrate_batch(session: Session, runtime: KmsRuntime, master_key: MasterKey,
         raise CloudRuntimeError(f"Failed to migrate volumes to KMS: HSM profile of KMS key {key.uuid} is not "
                                 "enabled")
     config = profiles.load_config(session, master_key, profile)
-    provider = runtime.provider(profile.protocol)
+    provider = runtime.provider(profile.protocol, timed=False)  # chunks are timed by wrap() below
     policy = runtime.policy_for(session, provider, hot=True)
     phrases = dict(session.execute(select(Passphrase.id, Passphrase.passphrase).where(
         Passphrase.id.in_([v.passphrase_id for v in volumes]))).all())
 
     def wrap(chunk: list) -> tuple[list[tuple[Any, str, bytes]], list[dict]]:
         done, failed = [], []
-        for volume in chunk:
-            secret = None
-            try:
-                secret = open_passphrase(master_key, Passphrase(id=volume.passphrase_id,
-                                                                passphrase=phrases.get(volume.passphrase_id)))
-                wrapped_uuid = new_uuid()
-                blob = provider.wrap(config, version.kek_label, bytes(secret),
-                                     envelope.context_for(key, wrapped_uuid))
-                done.append((volume, wrapped_uuid, blob))
-            except MasterKeyError:  # this volume only; a provider error stops the chunk (below)
-                failed.append({"volumeid": volume.uuid, "reason": "the volume's passphrase cannot be opened"})
-            finally:
-                zero(secret)
+        timer = metrics.BulkTimer()
+        try:
+            for volume in chunk:
+                secret = None
+                try:
+                    secret = open_passphrase(master_key, Passphrase(id=volume.passphrase_id,
+                                                                    passphrase=phrases.get(volume.passphrase_id)))
+                    wrapped_uuid = new_uuid()
+                    started = time.perf_counter()
+                    try:
+                        blob = provider.wrap(config, version.kek_label, bytes(secret),
+                                             envelope.context_for(key, wrapped_uuid))
+                    except Exception:
+                        timer.add(config.uuid, "wrap", time.perf_counter() - started, failed=True)
+                        raise
+                    timer.add(config.uuid, "wrap", time.perf_counter() - started)
+                    done.append((volume, wrapped_uuid, blob))
+                except MasterKeyError:  # this volume only; a provider error stops the chunk (below)
+                    failed.append({"volumeid": volume.uuid, "reason": "the volume's passphrase cannot be opened"})
+                finally:
+                    zero(secret)
+        finally:
+            timer.record()
         return done, failed
 
     wrapped: list[tuple[Any, str, bytes]] = []

@@ -9,13 +9,15 @@ keys from ranges it could claim:
 
 1. claim ranges and read their keys (short transactions);
 2. unwrap with the old version's provider and wrap with the Active version's provider,
-   in memory, outside any transaction, in chunks of ``CRYPTO_CHUNK`` keys (each chunk one
-   call through the retry wrapper, with its timeout); plaintext is zeroed at once;
+   in memory, outside any transaction, in chunks of ``CRYPTO_CHUNK`` keys (``INLINE_CHUNK``
+   when the crypto runs in this process; each chunk one call through the retry wrapper, with
+   its timeout); plaintext is zeroed at once;
 3. per chunk, one short transaction writes the new blobs with a conditional update — only
    rows that still point at the old version change, and only while the target is still the
    Active version — and a ``KMS.KEY.WRAP`` event with the number of rows moved
-   (``parameters`` = ``count=<n>``), and renews the leases. With an HSM, the next chunk's
-   crypto runs meanwhile on a second thread.
+   (``parameters`` = ``count=<n>``), and renews the leases; the last one also frees them (or
+   deletes the ranges left empty). With an HSM, the next chunk's crypto runs meanwhile on a
+   second thread.
 
 The lease keeps servers off each other's keys; it is not what makes a key move once. The
 conditional update is: a server whose lease was taken over while it worked (it stalled past
@@ -46,6 +48,7 @@ from sqlalchemy.orm import Session
 from ...models import Account, User
 from ...models.base import utcnow
 from ...models.kms import ACTIVE, ARCHIVED, PREVIOUS, HsmProfile, KekVersion, KmsKey, WrappedKey
+from ...observability import metrics
 from ...providers import retry
 from ...providers.base import KekNotFound, KmsError, ProfileConfig, UnwrapError, WrapContext, zero
 from .. import events, settings
@@ -65,6 +68,9 @@ SYSTEM_USER_ID = 1
 #: costs a commit and five statements whatever its size; at 500 keys that overhead is small
 #: (with several servers on one database, CPU per key is what bounds the drain).
 CRYPTO_CHUNK = 500
+#: Keys per chunk when the crypto runs in this process (the database provider): no latency to
+#: hide behind a pipeline, so a chunk is a whole batch of up to this many, one write and commit.
+INLINE_CHUNK = 2000
 #: Rows per conditional UPDATE statement: the server evaluates ``CASE id`` branch by branch, so
 #: bigger statements cost more per row; 250 rows also keep 4 KB blobs far below max_allowed_packet.
 UPDATE_CHUNK = 250
@@ -217,8 +223,9 @@ class Rewrapper:
                 log.warning("rewrap of KEK version %s skipped: profile disabled or no active version", old.uuid)
                 return None
             old_config, new_config = self._config(s, old_profile.id), self._config(s, new_profile.id)
-            old_provider = self.runtime.provider(old_config.protocol)
-            new_provider = self.runtime.provider(new_config.protocol)
+            # Bare providers: the chunks are timed and counted by crypto() below, not each call.
+            old_provider = self.runtime.provider(old_config.protocol, timed=False)
+            new_provider = self.runtime.provider(new_config.protocol, timed=False)
             owner = _Actor(key.account_id, s.get(Account, key.account_id).domain_id)
             return _Job(version_id, active.id, old_provider, new_provider, old_config, new_config, old.kek_label,
                         active.kek_label, self.runtime.policy_for(s, old_provider, new_provider, hot=True),
@@ -240,12 +247,13 @@ class Rewrapper:
             rows = self._claim(version_id, ranges, batch_size, held)
             if not held and ranges:
                 report.locked_out = True
-            if rows:
-                self._rewrap_rows(job, held, rows, report)
+            # The last write of the run settles the leases in its own transaction, when it gets there.
+            finished = self._rewrap_rows(job, held, rows, report) if rows else None
         except BaseException:
             self._settle_quietly(version_id, held)
             raise
-        finished = self.leases.settle(version_id, held)
+        if finished is None:
+            finished = self.leases.settle(version_id, held)
         for range_id in finished:
             self._after.pop(range_id, None)
         # This run took the last keys (it finished every range there was): archive now, not a run later.
@@ -296,23 +304,41 @@ class Rewrapper:
         except Exception:  # noqa: BLE001 - already failing; the leases expire by themselves
             log.warning("could not free rewrap ranges of KEK version %s", version_id, exc_info=True)
 
-    def _rewrap_rows(self, job: _Job, held: list[Range], rows: list, report: RunReport) -> None:
+    def _rewrap_rows(self, job: _Job, held: list[Range], rows: list, report: RunReport) -> list[int] | None:
+        """Rewrap ``rows``, chunk by chunk. Returns the ranges the last write found finished (it
+        settles ``held``), or None when the run stopped before that write."""
         # 2. Unwrap + wrap in memory, outside any transaction, in chunks that each get the
         #    retry policy and its timeout (a whole large batch must not share one timeout).
         def crypto(chunk: list) -> tuple[list[tuple[int, bytes]], int]:
             out, failures = [], 0
-            for row_id, row_uuid, blob in chunk:
-                context = WrapContext(wrapped_key_uuid=row_uuid, kms_key_uuid=job.key_uuid, purpose=job.purpose)
-                try:
-                    plain = job.old_provider.unwrap(job.old_config, job.old_label, bytes(blob), context)
-                except (UnwrapError, KekNotFound) as exc:
-                    log.error("wrapped key %s cannot be unwrapped for rewrap: %s", row_uuid, exc.message)
-                    failures += 1
-                    continue
-                try:
-                    out.append((row_id, job.new_provider.wrap(job.new_config, job.new_label, bytes(plain), context)))
-                finally:
-                    zero(plain)
+            timer, clock = metrics.BulkTimer(), time.perf_counter
+            old_uuid, new_uuid = job.old_config.uuid, job.new_config.uuid
+            try:
+                for row_id, row_uuid, blob in chunk:
+                    context = WrapContext(wrapped_key_uuid=row_uuid, kms_key_uuid=job.key_uuid, purpose=job.purpose)
+                    started = clock()
+                    try:
+                        plain = job.old_provider.unwrap(job.old_config, job.old_label, bytes(blob), context)
+                    except Exception as exc:
+                        timer.add(old_uuid, "unwrap", clock() - started, failed=True)
+                        if not isinstance(exc, (UnwrapError, KekNotFound)):
+                            raise
+                        log.error("wrapped key %s cannot be unwrapped for rewrap: %s", row_uuid, exc.message)
+                        failures += 1
+                        continue
+                    unwrapped = clock()
+                    timer.add(old_uuid, "unwrap", unwrapped - started)
+                    try:
+                        out.append((row_id, job.new_provider.wrap(job.new_config, job.new_label, bytes(plain),
+                                                                  context)))
+                    except Exception:
+                        timer.add(new_uuid, "wrap", clock() - unwrapped, failed=True)
+                        raise
+                    finally:
+                        zero(plain)
+                    timer.add(new_uuid, "wrap", clock() - unwrapped)
+            finally:
+                timer.record()
             return out, failures
 
         # With an HSM the chunks form a pipeline: while one chunk is written, the next one is
@@ -320,8 +346,9 @@ class Rewrapper:
         # release the GIL), hiding the HSM's latency. Crypto that runs in this process (the
         # database provider: its policy is INLINE) has no latency to hide; handing it to another
         # thread only costs CPU, which is what several servers on one host run short of.
-        chunks = [rows[i:i + CRYPTO_CHUNK] for i in range(0, len(rows), CRYPTO_CHUNK)]
         pipelined = job.chunk_policy.mode is not retry.Mode.INLINE
+        size = CRYPTO_CHUNK if pipelined else INLINE_CHUNK
+        chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
 
         def run(chunk: list) -> tuple[list[tuple[int, bytes]], int]:
             return retry.call(job.chunk_policy, "rewrap", lambda: crypto(chunk))
@@ -339,7 +366,7 @@ class Rewrapper:
                 except KmsError as exc:
                     log.warning("rewrap batch of KEK version %s failed: %s", job.version_id, exc.message)
                     report.failed += sum(len(chunk) for chunk in chunks[i:])
-                    return  # what was written so far stays written
+                    return None  # what was written so far stays written
                 finally:
                     pending = None
                 if i + 1 < len(chunks):
@@ -348,16 +375,21 @@ class Rewrapper:
                 # Each write renews the leases: they must outlive the next chunk too. A lease taken
                 # over means its new holder is on these keys: this chunk is written all the same
                 # (the conditional update moves only keys still on the old version), the rest is left.
-                kept = self._write(job, done, range_ids, report)
-                if kept is None:
-                    return
+                last = i + 1 == len(chunks)
+                written = self._write(job, done, range_ids, report, settle=held if last else None)
+                if written is None:
+                    return None
+                kept, finished = written
+                if last:
+                    return finished
                 now = time.monotonic()
                 self._slowest_chunk = max(now - started, self._slowest_chunk * 0.9)
                 started = now
                 if not kept:
                     log.info("rewrap range of KEK version %s taken over by another server; leaving it the rest",
                              job.version_id)
-                    return
+                    return None
+            return None
         finally:
             if isinstance(pending, Future):  # leaving early: let the chunk in flight finish (it zeroes its plaintext)
                 try:
@@ -365,23 +397,23 @@ class Rewrapper:
                 except Exception:  # noqa: BLE001 - its result is discarded anyway
                     pass
 
-    def _write(self, job: _Job, updates: list[tuple[int, bytes]], range_ids: list[int],
-               report: RunReport) -> bool | None:
+    def _write(self, job: _Job, updates: list[tuple[int, bytes]], range_ids: list[int], report: RunReport,
+               settle: list[Range] | None = None) -> tuple[bool, list[int] | None] | None:
         """3. Write one chunk (short transaction): only rows still on the old version move, and only
         while the target is still the Active version. The shared lock on the target row orders this
         write with a rotation demoting it and with an archive of it, so no row can ever be moved to a
         version whose KEK is being deleted. The event counts the rows really moved. False when the
         target is no longer Active (the rest of the batch is dropped; the next run starts afresh).
         Run again on a write conflict: the conditional update makes a repeat move only what is left.
-        Returns None when the batch must stop, else whether the leases on ``range_ids`` are still ours."""
-        def write(s: Session) -> tuple[int, bool] | None:
+        Returns None when the batch must stop, else whether the leases on ``range_ids`` are still
+        ours and, with ``settle`` (the last write of a run), the ranges :meth:`RangeLeases.settle_in`
+        found finished, settled in the same transaction."""
+        def write(s: Session) -> tuple[int, bool, list[int] | None] | None:
             target = s.execute(select(KekVersion.status, KekVersion.removed).where(KekVersion.id == job.new_id)
                                .with_for_update(read=True)).first()
             if target is None or target.status != ACTIVE or target.removed is not None:
                 return None
             kept = self.leases.renew(s, range_ids, self.lease_sec)
-            if not updates:
-                return 0, kept
             moved = sum(move_rows(s, job.version_id, job.new_id, updates[start:start + UPDATE_CHUNK])
                         for start in range(0, len(updates), UPDATE_CHUNK))
             if moved:
@@ -389,7 +421,8 @@ class Rewrapper:
                               description=f"Rewrapped {moved} volume key(s) of KMS key {job.key_uuid} from KEK "
                                           f"version {job.old_number} to version {job.new_number}",
                               resource_id=job.key_id, resource_type="KmsKey", parameters=f"count={moved}")
-            return moved, kept
+            finished = self.leases.settle_in(s, job.version_id, settle) if settle else None
+            return moved, kept, finished
 
         outcome = retrying(self.db, write)
         if outcome is None:
@@ -397,9 +430,9 @@ class Rewrapper:
                      job.new_number)
             self._jobs.pop(job.version_id, None)  # read the new target next run
             return None
-        moved, kept = outcome
+        moved, kept, finished = outcome
         report.rewrapped += moved  # counted once committed
-        return kept
+        return kept, finished
 
     def _crypto_thread(self) -> ThreadPoolExecutor:
         if self._crypto is None:

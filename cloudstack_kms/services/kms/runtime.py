@@ -60,10 +60,14 @@ class KmsRuntime:
     def create(cls, context: ProviderContext) -> "KmsRuntime":
         return cls(ProviderRegistry(context))
 
-    def provider(self, protocol: str) -> KmsProvider:
+    def provider(self, protocol: str, timed: bool = True) -> KmsProvider:
         """The provider of ``protocol``, its calls timed and counted per HSM profile and operation
-        (every service reaches providers through here, so this is the one place metrics hook in)."""
+        (every service reaches providers through here, so this is the one place metrics hook in).
+        ``timed=False``: the bare provider, for bulk work that records its chunks itself
+        (``metrics.BulkTimer``)."""
         provider = self.providers.get(protocol)
+        if not timed:
+            return provider
         wrapped = self._instrumented.get(protocol)
         if wrapped is None or wrapped.inner is not provider:
             wrapped = self._instrumented[protocol] = InstrumentedProvider(provider)
