@@ -402,7 +402,9 @@ def run_servers(provider: str, args: argparse.Namespace, tmp: Path,
         # Best of the runs: on a host shared with other work, the fastest run is the one least
         # disturbed by it, for either count (the median is printed beside it).
         speedup = best[1] / best[2]
-        gated = args.db_url.startswith("mysql") and provider == "database"
+        # The target is plain MariaDB's: on Galera every node applies every write, and here all
+        # three nodes share the two CPUs with the servers.
+        gated = args.db_url.startswith("mysql") and provider == "database" and not args.galera
         verdict = "PASS" if speedup >= SPEEDUP_TARGET else "FAIL"
         print(f"[{provider}]   target: 2 servers >= {SPEEDUP_TARGET}x 1 server (MariaDB, database provider, best "
               f"of {args.repeat}): {speedup:.2f}x {verdict if gated else '(not applicable here)'}")
