@@ -314,9 +314,10 @@ def watch_drain(world: kb.World, old_version_id: int, started: float, timeout: f
 
 def drain_with_servers(provider: str, base_url: str, tmp: Path, count: int, batch: int, servers: int,
                        interval_ms: int, timeout: float, keep: bool,
-                       server_url: Callable[[str, int], str] = lambda url, _i: url) -> tuple[float, list[str]]:
+                       server_url: Callable[[str, int], str] = lambda url, _i: url) -> tuple[float, list[str], int]:
     """One measurement: a fresh database, ``count`` keys rotated, ``servers`` server processes
-    draining them (server ``i`` on ``server_url(database url, i)``). Returns (seconds, problems)."""
+    draining them (server ``i`` on ``server_url(database url, i)``). Returns (seconds, problems,
+    write conflicts the servers handled)."""
     from sqlalchemy import select
 
     from cloudstack_kms.models.kms import ACTIVE, KekVersion
@@ -347,13 +348,14 @@ def drain_with_servers(provider: str, base_url: str, tmp: Path, count: int, batc
         started = time.perf_counter()
         seconds = watch_drain(world, old_version_id, started, timeout)
         kb.set_config(world, kms_rewrap_interval_ms=0)
+        conflicts = sum(write_conflicts(server) for server in running)
         for server in running:
             server.stop()
         problems = verify(world, key.id, old_version_id, count, kept, fresh_token_view=True)
         for i, server in enumerate(running):
             log = server.log()
             problems += [f"server {i + 1} log has {needle!r}" for needle in LOG_PROBLEMS if needle in log]
-        return seconds, problems
+        return seconds, problems, conflicts
     finally:
         for server in running:
             server.stop()
@@ -365,6 +367,17 @@ def drain_with_servers(provider: str, base_url: str, tmp: Path, count: int, batc
             print(f"[{provider}] kept database {kb.describe_url(bench_db.url)} and {tmp}")
 
 
+def write_conflicts(server) -> int:  # noqa: ANN001 - a tests.support.server.ServerProcess
+    """The write conflicts a server handled (``kms_db_write_conflicts_total``, every ``where``)."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    reply = requests.get(server.base_url + "/metrics", timeout=30)
+    reply.raise_for_status()
+    return int(sum(sample.value for family in text_string_to_metric_families(reply.text)
+                   for sample in family.samples if sample.name == "kms_db_write_conflicts_total"))
+
+
 def run_servers(provider: str, args: argparse.Namespace, tmp: Path,
                 server_url: Callable[[str, int], str] = lambda url, _i: url) -> bool:
     counts = [int(n) for n in args.servers.split(",") if n.strip()]
@@ -372,13 +385,14 @@ def run_servers(provider: str, args: argparse.Namespace, tmp: Path,
     problems: list[str] = []
     for round_ in range(args.repeat):
         for n in counts:
-            took, found = drain_with_servers(provider, args.db_url, tmp / f"{provider}-{n}-{round_}", args.keys,
+            took, found, conflicts = drain_with_servers(provider, args.db_url, tmp / f"{provider}-{n}-{round_}", args.keys,
                                              args.batch, n, args.interval_ms, max(600.0, args.target_sec * 10),
                                              args.keep, server_url)
             seconds[n].append(took)
             problems += [f"{n} server(s), run {round_ + 1}: {p}" for p in found]
             print(f"[{provider}]   {n} server(s), run {round_ + 1}: {took:.2f} s = {kb.fmt_rate(args.keys / took)} "
-                  f"keys/s{'' if not found else ' (CHECKS FAILED)'}", flush=True)
+                  f"keys/s, {conflicts} write conflict(s) retried or claims lost"
+                  f"{'' if not found else ' (CHECKS FAILED)'}", flush=True)
     median = {n: statistics.median(v) for n, v in seconds.items()}
     best = {n: min(v) for n, v in seconds.items()}
     where = ("a 3-node MariaDB Galera cluster (one server per node)" if args.galera

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.schema import CreateColumn
 
 from .models import Base, Version, utcnow
+from .observability import metrics
 
 log = logging.getLogger(__name__)
 _ambient: contextvars.ContextVar[Session | None] = contextvars.ContextVar("kms_ambient_session", default=None)
@@ -286,9 +287,10 @@ def is_write_conflict(exc: BaseException) -> bool:
     return bool(args) and isinstance(args[0], int) and args[0] in _WRITE_CONFLICTS
 
 
-def conflict_pause(attempt: int) -> None:
+def conflict_pause(attempt: int, where: str) -> None:
     """A short, jittered pause before running a conflicting transaction again, so the two that
-    collided do not collide again in step."""
+    collided do not collide again in step. Counted in the metrics under ``where``."""
+    metrics.record_write_conflict(where)
     time.sleep(random.uniform(0.005, 0.02) * attempt)
 
 

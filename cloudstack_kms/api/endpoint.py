@@ -165,7 +165,7 @@ def dispatch(app_state: AppState, cls: type[Command] | None, command: str, pairs
                 log_failure(command, conflict.cause)
                 raise CloudRuntimeError(GENERIC_INTERNAL_TEXT) from None
             log.debug("command %s lost a write conflict (attempt %d of %d)", command, attempt, CONFLICT_ATTEMPTS)
-            conflict_pause(attempt)
+            conflict_pause(attempt, "request")
     raise AssertionError("unreachable")  # pragma: no cover
 
 

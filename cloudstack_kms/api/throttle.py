@@ -70,7 +70,7 @@ def _count_apart(app_state: AppState, account_id: int, window: int) -> int:
         except Exception as exc:
             if attempt == CONFLICT_ATTEMPTS or not is_write_conflict(exc):
                 raise
-            conflict_pause(attempt)
+            conflict_pause(attempt, "throttle")
     raise AssertionError("unreachable")  # pragma: no cover
 
 

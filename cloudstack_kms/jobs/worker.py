@@ -420,7 +420,7 @@ class JobWorker:
                 # Another server's transaction won (Galera certification, a deadlock): this one was
                 # rolled back whole, its image or KEK undone with it, so running it again is safe.
                 log.debug("job %s lost a write conflict (attempt %d of %d)", job_id, attempt, CONFLICT_ATTEMPTS)
-                conflict_pause(attempt)
+                conflict_pause(attempt, "job")
 
     def _run_once(self, job_id: int) -> None:
         state = self.state

@@ -68,6 +68,10 @@ class _Metrics:
         self.bulk_keys = Counter(
             "kms_provider_bulk_keys", "Keys handled by KMS provider calls of bulk work (rewrap, migration), by HSM "
             "profile uuid and operation", ["hsmprofileid", "operation"], registry=self.registry)
+        self.write_conflicts = Counter(
+            "kms_db_write_conflicts", "Transactions that lost a write conflict (deadlock, lock wait timeout, Galera "
+            "certification) and were run again, or (claim) found the work taken, by where", ["where"],
+            registry=self.registry)
         # labels() validates and locks on every call; children are cached in plain dicts instead,
         # so a request costs one dict lookup, one increment and one observation.
         self.request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
@@ -111,6 +115,11 @@ def record_provider_call(profile_uuid: str, operation: str, seconds: float, fail
     children[0].observe(seconds)
     if failed:
         children[1].inc()
+
+
+def record_write_conflict(where: str) -> None:
+    """Count a write conflict that was handled (``where``: a fixed word such as ``request``)."""
+    (_metrics or _get()).write_conflicts.labels(where).inc()
 
 
 def record_bulk(profile_uuid: str, operation: str, seconds: float, keys: int, errors: int = 0) -> None:

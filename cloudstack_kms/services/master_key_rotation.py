@@ -195,7 +195,7 @@ def _write_batch(db: Database, column: SealedColumn, updates: list[tuple[Row, st
         except Exception as exc:  # noqa: BLE001 - only write conflicts are retried
             if not is_write_conflict(exc) or attempt == CONFLICT_ATTEMPTS:
                 raise
-            conflict_pause(attempt)
+            conflict_pause(attempt, "master_key")
     return 0  # not reached
 
 

@@ -29,6 +29,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from ...db import Database, is_write_conflict
+from ...observability import metrics
 from ...models.kms import RewrapLease, WrappedKey
 
 T = TypeVar("T")
@@ -62,6 +63,7 @@ def attempt(db: Database, work: Callable[[Session], T]) -> T | None:
         return None
     except DBAPIError as exc:
         if is_write_conflict(exc):
+            metrics.record_write_conflict("claim")
             return None
         raise
 
@@ -76,6 +78,7 @@ def retrying(db: Database, work: Callable[[Session], T], *, attempts: int = 8, r
         except DBAPIError as exc:
             if n == attempts or not is_write_conflict(exc):
                 raise
+            metrics.record_write_conflict("background")
             time.sleep(random.uniform(0.005, 0.03) * n)
     raise AssertionError("unreachable")
 
