@@ -197,7 +197,7 @@ class Database:
         log.info("applying %s", path.name)
         with self.engine.begin() as conn:
             for statement in split_sql(path.read_text()):
-                conn.exec_driver_sql(statement)
+                run_ddl(conn, statement)
 
 
 #: A pooled connection unused for longer is checked (a ping) before it serves again.
@@ -269,6 +269,24 @@ def database_failure(exc: BaseException | None) -> str | None:
     if not transient:
         return None
     return f"database error ({type(orig).__name__}{f' {code}' if code is not None else ''})"
+
+
+#: MySQL's answers to a DDL statement that was applied before: table exists (1050), duplicate
+#: column (1060), duplicate key name (1061). MySQL has no ``ADD COLUMN IF NOT EXISTS`` (MariaDB
+#: has), so an upgrade step adds one column or index per statement and a rerun skips those.
+_ALREADY_APPLIED = {1050, 1060, 1061}
+
+
+def run_ddl(conn, statement: str) -> None:  # noqa: ANN001 - a SQLAlchemy Connection
+    """One statement of an upgrade script; one applied before (a rerun after a script stopped half
+    way: DDL is not transactional) is skipped."""
+    try:
+        conn.exec_driver_sql(statement)
+    except DBAPIError as exc:
+        args = getattr(exc.orig, "args", ())
+        if not (args and args[0] in _ALREADY_APPLIED):
+            raise
+        log.info("already applied: %s", args[1] if len(args) > 1 else statement.split("(", 1)[0])
 
 
 #: A transaction that lost to another: InnoDB deadlock or Galera certification failure (1213),

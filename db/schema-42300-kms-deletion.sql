@@ -7,9 +7,8 @@
 
 -- deletion_date: set while the deletion is pending. enabled_before_deletion: the `enabled` flag the
 -- key had when the deletion was scheduled (the key is disabled meanwhile); restored on cancel.
-ALTER TABLE `kms_keys`
-  ADD COLUMN `deletion_date` datetime DEFAULT NULL,
-  ADD COLUMN `enabled_before_deletion` tinyint(1) DEFAULT NULL;
+ALTER TABLE `kms_keys` ADD COLUMN `deletion_date` datetime DEFAULT NULL;
+ALTER TABLE `kms_keys` ADD COLUMN `enabled_before_deletion` tinyint(1) DEFAULT NULL;
 
 -- The background purge looks up the keys that are due.
 CREATE INDEX `idx_deletion_date` ON `kms_keys` (`deletion_date`, `removed`);
