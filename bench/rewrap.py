@@ -239,6 +239,16 @@ def token_has_label(token: str, label: str) -> bool:
     return int(out.stdout.strip()) > 0
 
 
+def bench_key(world: kb.World, provider: str):  # noqa: ANN201 - a KmsKey row
+    """A KMS key on a new profile of ``provider`` (pkcs11: on a new SoftHSM2 token)."""
+    token = None
+    if provider == "pkcs11":
+        token = f"rewrap-{uuid.uuid4().hex[:8]}"
+        kb.init_token(token)
+    profile = kb.make_profile(world, provider, token)
+    return kb.make_key(world, profile.id, f"bench-{provider}")
+
+
 def run_provider(provider: str, base_url: str, tmp: Path, count: int, batch: int, target: float,
                  keep: bool) -> bool:
     from sqlalchemy import select
@@ -249,12 +259,7 @@ def run_provider(provider: str, base_url: str, tmp: Path, count: int, batch: int
     world = None
     try:
         world = kb.init_world(bench_db.url, tmp / f"data-{provider}")
-        token = None
-        if provider == "pkcs11":
-            token = f"rewrap-{uuid.uuid4().hex[:8]}"
-            kb.init_token(token)
-        profile = kb.make_profile(world, provider, token)
-        key = kb.make_key(world, profile.id, f"bench-{provider}")
+        key = bench_key(world, provider)
         kb.set_config(world, kms_rewrap_batch_size=batch)
         t = time.perf_counter()
         kept = insert_wrapped_keys(world, key.id, count, CHECK_SAMPLE)
@@ -263,7 +268,7 @@ def run_provider(provider: str, base_url: str, tmp: Path, count: int, batch: int
             old_version_id = s.scalar(select(KekVersion.id).where(KekVersion.kms_key_id == key.id,
                                                                   KekVersion.status == ACTIVE))
         kb.rotate(world, key.id)
-        meter = RawMeter(world, profile.id, key.uuid)
+        meter = RawMeter(world, key.hsm_profile_id, key.uuid)
         raw_slice = max(1, RAW_SAMPLE * batch // count)
         seconds, runs, failed = drain(world, old_version_id, max(600.0, target * 10), meter, raw_slice)
         meter.close()
@@ -329,12 +334,7 @@ def drain_with_servers(provider: str, base_url: str, tmp: Path, count: int, batc
     running: list[ServerProcess] = []
     try:
         world = kb.init_world(bench_db.url, tmp / "data")
-        token = None
-        if provider == "pkcs11":
-            token = f"rewrap-{uuid.uuid4().hex[:8]}"
-            kb.init_token(token)
-        profile = kb.make_profile(world, provider, token)
-        key = kb.make_key(world, profile.id, f"bench-{provider}")
+        key = bench_key(world, provider)
         kb.set_config(world, kms_rewrap_batch_size=batch, kms_rewrap_interval_ms=interval_ms)
         kept = insert_wrapped_keys(world, key.id, count, CHECK_SAMPLE)
         with world.db.transaction() as s:

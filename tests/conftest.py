@@ -167,3 +167,17 @@ def pytest_runtest_makereport(item, call):
         if missing:
             report.outcome = "failed"
             report.longrepr = f"{item.nodeid} would be skipped ({missing[0]}), but CI/KMS_REQUIRE_* require it to run"
+
+
+@pytest.fixture(scope="module")
+def immediate_key_deletion(server, admin_keys):
+    """deleteKMSKey as upstream has it (no waiting period) for one module, on the shared server;
+    the setting is restored after it. Modules that test upstream's deletion use it with
+    ``pytestmark = pytest.mark.usefixtures("immediate_key_deletion")``; the waiting period itself
+    is tested in tests/apicommands/test_kms_key_deletion.py."""
+    from tests.support.client import Client
+    from tests.support.volumes import config
+
+    with config(Client(server.url, admin_keys["apikey"], admin_keys["secretkey"]),
+                "kms.key.deletion.pending.days", "0"):
+        yield

@@ -33,7 +33,7 @@ import pytest
 import requests
 
 from tests.support.client import sign
-from tests.support.mariadb_instance import MariaDBInstance
+from tests.support.mariadb_instance import MariaDBInstance, server_on_private_mariadb
 from tests.support.server import KmsEnv, ServerProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.mysql]
@@ -200,19 +200,9 @@ def rig(tmp_path_factory):
     if not MYSQL_URL:
         pytest.skip("the database-outage test starts its own mariadbd; it runs on the MariaDB pass "
                     "(set KMS_TEST_MYSQL_URL)")
-    db = MariaDBInstance.create()
-    server = None
-    try:
-        data = tmp_path_factory.mktemp("outage-data")
-        kms = KmsEnv(db_url=db.create_database("kms_outage"), data_dir=data)
-        kms.init()
-        keys = kms.admin_keys()
-        server = ServerProcess(kms, workers=2, log_path=data / "server.log").start()
-        yield Rig(db, kms, server, keys)
-    finally:
-        if server is not None:
-            server.stop()
-        db.cleanup()
+    with server_on_private_mariadb(tmp_path_factory.mktemp("outage-data"), "kms_outage", workers=2) as (
+            db, kms, server):
+        yield Rig(db, kms, server, kms.admin_keys())
 
 
 def wait_for_workers(master: int, count: int, timeout: float = 30.0) -> frozenset[int]:

@@ -11,7 +11,7 @@ import requests
 
 from cloudstack_kms import create_app
 from cloudstack_kms.config import Settings
-from tests.support.server import KmsEnv, ServerProcess
+from tests.support.server import ServerProcess
 
 MYSQL_URL = os.environ.get("KMS_TEST_MYSQL_URL", "")
 
@@ -67,15 +67,9 @@ def _sqlite_outage(env_factory) -> None:
 
 
 def _mariadb_outage(tmp_path_factory) -> None:
-    from tests.support.mariadb_instance import MariaDBInstance
+    from tests.support.mariadb_instance import server_on_private_mariadb
 
-    db = MariaDBInstance.create()
-    server = None
-    try:
-        data = tmp_path_factory.mktemp("health-data")
-        kms = KmsEnv(db_url=db.create_database("kms_health"), data_dir=data)
-        kms.init()
-        server = ServerProcess(kms, log_path=data / "server.log").start()
+    with server_on_private_mariadb(tmp_path_factory.mktemp("health-data"), "kms_health") as (db, _kms, server):
         wait_status(server, 200)
         db.stop()
         started = time.monotonic()
@@ -84,10 +78,6 @@ def _mariadb_outage(tmp_path_factory) -> None:
         assert body["checks"]["database"] in ("unreachable", "timeout"), body
         db.start()
         wait_status(server, 200)
-    finally:
-        if server is not None:
-            server.stop()
-        db.cleanup()
 
 
 def test_dead_job_worker_is_503(env_factory):

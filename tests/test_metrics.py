@@ -7,7 +7,6 @@ counter that did not move, a worker whose counts were lost, or a label carrying 
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.client import Client
+from tests.support.kmsrig import wait_until
 from tests.support.server import ServerProcess
 from tests.support.tenants import new_account, unique
 
@@ -43,14 +43,7 @@ def value(samples: dict, name: str, **labels: str) -> float:
 
 
 def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
+    return wait_until(predicate, timeout=timeout, interval=0.2, what=what)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from sqlalchemy import String, and_, cast, func, not_, or_, select, update
 from sqlalchemy.orm import Session
@@ -199,18 +199,26 @@ def _write_batch(db: Database, column: SealedColumn, updates: list[tuple[Row, st
     return 0  # not reached
 
 
+def _batches(db: Database, column, batch: int, outside: str | None) -> Iterator[list]:  # noqa: ANN001
+    """The column's sealed rows not under key id ``outside`` (every sealed row when None), by
+    ascending id, ``batch`` per short read-only transaction."""
+    after = 0
+    while True:
+        with db.transaction(readonly=True) as session:
+            rows = column.select_rows(session, after, batch, outside)
+        if not rows:
+            return
+        yield rows
+        after = rows[-1].id
+
+
 def reseal_pass(db: Database, master_key: MasterKey, batch: int, report: Report) -> PassResult:
     """One pass over every sealed column: each value not under the sealing key sealed again."""
     result = PassResult()
     pause = float(os.environ.get(PAUSE_ENV) or 0)
     sealing = master_key.sealing_key_id
     for column in COLUMNS:
-        after = 0
-        while True:
-            with db.transaction(readonly=True) as session:
-                rows = column.select_rows(session, after, batch, sealing)
-            if not rows:
-                break
+        for rows in _batches(db, column, batch, sealing):
             after = rows[-1].id
             updates = []
             for row in rows:
@@ -232,18 +240,7 @@ def reseal_pass(db: Database, master_key: MasterKey, batch: int, report: Report)
 
 def count_outside(db: Database, sealing_id: str, batch: int = 1000) -> dict[str, int]:
     """Values per column not under ``sealing_id`` (what a rotation still has to move)."""
-    counts = {}
-    for column in COLUMNS:
-        counts[column.name] = 0
-        after = 0
-        while True:
-            with db.transaction(readonly=True) as session:
-                rows = column.select_rows(session, after, batch, sealing_id)
-            if not rows:
-                break
-            counts[column.name] += len(rows)
-            after = rows[-1].id
-    return counts
+    return {column.name: sum(len(rows) for rows in _batches(db, column, batch, sealing_id)) for column in COLUMNS}
 
 
 def status(db: Database, batch: int = 1000) -> dict[str, dict[str, int]]:
@@ -251,16 +248,10 @@ def status(db: Database, batch: int = 1000) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for column in COLUMNS:
         per_key: dict[str, int] = {}
-        after = 0
-        while True:
-            with db.transaction(readonly=True) as session:
-                rows = column.select_rows(session, after, batch, None)
-            if not rows:
-                break
+        for rows in _batches(db, column, batch, None):
             for row in rows:
                 for kid in key_ids_in(column, row.stored):
                     per_key[kid] = per_key.get(kid, 0) + 1
-            after = rows[-1].id
         out[column.name] = per_key
     return out
 

@@ -16,7 +16,6 @@ from cs import CloudStack, CloudStackApiException
 
 from tests.support.client import Client
 from tests.support.tenants import TenantTree, tenant_tree, unique
-from tests.support.volumes import config
 
 DEFAULT_PROFILE = "HSM Database Provider"
 MASK = "*****"
@@ -24,13 +23,7 @@ DATE_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0000$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def immediate_key_deletion(server, admin_keys):
-    """deleteKMSKey as upstream has it (no waiting period; test_kms_key_deletion.py tests the waiting
-    period): keys deleted here must be gone. The setting is restored after the module."""
-    with config(Client(server.url, admin_keys["apikey"], admin_keys["secretkey"]),
-                "kms.key.deletion.pending.days", "0"):
-        yield
+pytestmark = pytest.mark.usefixtures("immediate_key_deletion")  # upstream's immediate delete
 
 
 # ------------------------------------------------------------------ helpers

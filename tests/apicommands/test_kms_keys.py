@@ -19,7 +19,6 @@ from cs import CloudStack
 from tests.support.client import Client
 from tests.support.dbtools import query
 from tests.support.tenants import TenantTree, tenant_tree, unique
-from tests.support.volumes import config
 
 DEFAULT_PROFILE = "HSM Database Provider"
 DATE_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0000$")
@@ -35,12 +34,7 @@ def tree(server, admin_keys) -> TenantTree:
     return tenant_tree(Client(server.url, admin_keys["apikey"], admin_keys["secretkey"]))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def immediate_deletion(server, admin_keys):
-    """Upstream's deleteKMSKey (no waiting period) for this module; the setting is restored after it."""
-    with config(Client(server.url, admin_keys["apikey"], admin_keys["secretkey"]),
-                "kms.key.deletion.pending.days", "0"):
-        yield
+pytestmark = pytest.mark.usefixtures("immediate_key_deletion")  # upstream's immediate delete
 
 
 # ------------------------------------------------------------------ helpers

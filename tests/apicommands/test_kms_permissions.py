@@ -15,7 +15,6 @@ import pytest
 
 from tests.support.client import Client, Reply
 from tests.support.tenants import PASSWORD, new_account, new_domain, unique
-from tests.support.volumes import config
 
 DEFAULT_PROFILE = "HSM Database Provider"
 ROLES = ("root", "domainadmin", "user")
@@ -50,13 +49,7 @@ class World:
         return "admin" if role == "root" else self.accounts[role]["name"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def immediate_key_deletion(server, admin_keys):
-    """deleteKMSKey as upstream has it (no waiting period; test_kms_key_deletion.py tests the waiting
-    period): keys deleted here must be gone. The setting is restored after the module."""
-    with config(Client(server.url, admin_keys["apikey"], admin_keys["secretkey"]),
-                "kms.key.deletion.pending.days", "0"):
-        yield
+pytestmark = pytest.mark.usefixtures("immediate_key_deletion")  # upstream's immediate delete
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,13 @@ import signal
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
-from .server import free_port
+from .server import KmsEnv, ServerProcess, free_port
 
 # Sizes only a test can live with; they make install and start take a fraction of a second.
 _SERVER_OPTIONS = (
@@ -176,3 +178,22 @@ class MariaDBInstance:
             return self.error_log.read_text(errors="replace")[-chars:]
         except OSError:
             return "(no error log)"
+
+
+@contextmanager
+def server_on_private_mariadb(data_dir: Path, database: str, workers: int = 1) -> Iterator[
+        tuple[MariaDBInstance, KmsEnv, ServerProcess]]:
+    """A private ``mariadbd`` (:meth:`MariaDBInstance.create`, which skips the test when it cannot
+    run here), ``db init`` of ``database`` on it and one server: for tests that stop the database
+    under a running server. Everything is stopped and removed afterwards."""
+    db = MariaDBInstance.create()
+    server = None
+    try:
+        kms = KmsEnv(db_url=db.create_database(database), data_dir=data_dir)
+        kms.init()
+        server = ServerProcess(kms, workers=workers, log_path=data_dir / "server.log").start()
+        yield db, kms, server
+    finally:
+        if server is not None:
+            server.stop()
+        db.cleanup()

@@ -409,6 +409,8 @@ def test_admin_deletes_the_key(ui, kms_env, admin, walk):
     # meanwhile it is PendingDeletion, which the page (it shows ``enabled``) shows as disabled.
     [pending] = admin.ok("listKMSKeys", listall="true", keyword=walk.key_name)["kmskey"]
     assert (pending["state"], pending["enabled"]) == ("PendingDeletion", False), pending
+    ui.open(f"/kmskey/{key['id']}")  # what an operator sees of it meanwhile
+    ui.shot("kms-key-pending-deletion")
     # Its date passed (moved in the database), the server's background purge deletes it.
     past = (datetime.now(timezone.utc) - timedelta(minutes=1)).replace(tzinfo=None, microsecond=0)
     assert execute(kms_env, "UPDATE kms_keys SET deletion_date = :d WHERE uuid = :u", d=past, u=key["id"]) == 1
