@@ -70,6 +70,11 @@ class Settings:
     mshost_timeout_sec: float = 30.0
     heartbeat_interval_sec: float = 5.0
     start_background: bool = True
+    # Run the job of a short async command (a metadata-only createVolume) in its request's
+    # transaction: the job row is written already finished, so a client sees the result at its
+    # first poll. Off (``KMS_SHORT_JOBS_IN_REQUEST=false``): every job waits for a worker thread.
+    short_jobs_in_request: bool = field(default_factory=lambda: os.environ.get(
+        "KMS_SHORT_JOBS_IN_REQUEST", "true").lower() not in ("0", "false", "no"))
     # Mark session cookies ``Secure`` (browsers then send them over HTTPS only). On when the server
     # is reached over HTTPS, directly or through a TLS-terminating proxy: ``serve --secure-cookies``
     # or ``KMS_SECURE_COOKIES=true``.

@@ -8,12 +8,15 @@ or one limited to their domain or a domain above it. And only in one of its zone
 """
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Select, String, cast, exists, not_, or_, select
 from sqlalchemy.orm import Session
 
+from cloudstack_kms.cache import TtlCache
 from cloudstack_kms.errors import PermissionDenied
 from cloudstack_kms.models import Account, DataCenter, Domain
 from cloudstack_kms.models.tenancy import ROLE_ADMIN
@@ -73,12 +76,42 @@ def of_domain(stmt: Select, domain: Domain, recursive: bool = False) -> Select:
     return stmt.where(_limited(DOMAIN, subtree))
 
 
+#: Offerings found usable, per (offering, zone, role, domain), kept this long per process: every
+#: createVolume asks, and the question costs a statement that is dear to build. A limit added through
+#: another server applies within this time (through this process: at once, see ``Database.watch``).
+USABLE_TTL_SEC = 1.0
+_usable_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Database -> TtlCache
+_usable_lock = threading.Lock()
+
+
+def _usable_cache(session: Session) -> TtlCache | None:
+    db = session.info.get("database")
+    if db is None:
+        return None
+    cache = _usable_caches.get(db)
+    if cache is None:
+        with _usable_lock:
+            cache = _usable_caches.get(db)
+            if cache is None:
+                cache = _usable_caches[db] = TtlCache(USABLE_TTL_SEC, max_entries=1024)
+                db.watch((DiskOffering, DiskOfferingDetail, Domain), cache.clear)
+    return cache
+
+
 def check_usable(session: Session, offering: DiskOffering, owner: Account, zone: DataCenter) -> None:
-    """Upstream's DomainChecker for a volume of ``owner`` in ``zone``."""
+    """Upstream's DomainChecker for a volume of ``owner`` in ``zone``. Only "usable" is cached: a
+    refusal is decided afresh each time."""
+    cache = _usable_cache(session)
+    verdict = (offering.id, zone.id, owner.role_type, owner.domain_id)
+    if cache is not None and cache.get(verdict) is True:
+        return
     stmt = in_zone(usable_by(select(DiskOffering.id).where(DiskOffering.id == offering.id), owner), zone)
-    if session.scalar(stmt) is None:
-        raise PermissionDenied(f"Disk offering {offering.name} ({offering.uuid}) is not available to account "
-                               f"{owner.account_name} in zone {zone.name}")
+    if session.scalar(stmt) is not None:
+        if cache is not None:
+            cache.get_or_load(verdict, lambda: True)
+        return
+    raise PermissionDenied(f"Disk offering {offering.name} ({offering.uuid}) is not available to account "
+                           f"{owner.account_name} in zone {zone.name}")
 
 
 def limits(session: Session, offerings: list[DiskOffering]) -> dict[int, dict[str, list[Any]]]:

@@ -8,10 +8,15 @@ from cloudstack_kms.models.kms import KmsKey
 from cloudstack_kms.models.volume import DiskOffering
 from cloudstack_kms.services import settings, volumes
 from cloudstack_kms.services.kms.runtime import runtime_of
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..offering.restrictions import check_usable as check_offering_usable
 from .responses import VolumeResponse
+
+
+#: The live key by uuid, locked shared (built once: this runs on every KMS volume created).
+_KEY_SHARED = select(KmsKey).where(KmsKey.uuid == bindparam("uuid"), KmsKey.removed.is_(None)).with_for_update(
+    read=True)
 
 
 class CreateVolume(AsyncCreateCommand):
@@ -50,9 +55,7 @@ class CreateVolume(AsyncCreateCommand):
         key = None
         if self.arg("kmskeyid"):
             # Read and locked (shared) at once: see volumes.allocate.
-            key = ctx.session.scalars(select(KmsKey).where(KmsKey.uuid == self.args["kmskeyid"],
-                                                           KmsKey.removed.is_(None))
-                                      .with_for_update(read=True)).first()
+            key = ctx.session.scalars(_KEY_SHARED, {"uuid": self.args["kmskeyid"]}).first()
             if key is None:
                 raise InvalidParameterValue(f"KMS key not found: {self.args['kmskeyid']}")
         volume = volumes.allocate(ctx.session, owner=owner, zone=self.args["zoneid"],
@@ -75,6 +78,11 @@ class CreateVolume(AsyncCreateCommand):
         """Several jobs may run in one transaction when no image is made: each is then a few rows
         and one provider call. (Making an image takes seconds: those jobs run one per thread.)"""
         return not settings.get_value(session, "storage.volume.images")
+
+    @classmethod
+    def finishes_in_request(cls, session) -> bool:  # noqa: ANN001
+        """The same jobs are short enough to finish in their request (``queue.submit``)."""
+        return cls.shares_transaction(session)
 
     @classmethod
     def prepare_jobs(cls, session, jobs) -> None:  # noqa: ANN001

@@ -151,6 +151,12 @@ class AsyncCommand(Command):
     #: job's final transaction to produce the result.
     commits_in_batches: ClassVar[bool] = False
 
+    @classmethod
+    def finishes_in_request(cls, session: Any) -> bool:
+        """Whether the job phase may run in the request's own transaction (see ``queue.submit``):
+        only for a job that is a few rows and at most one provider call. False by default."""
+        return False
+
     def run_batches(self) -> None:
         """The batched part of a ``commits_in_batches`` command; opens its own transactions."""
 

@@ -157,9 +157,16 @@ def dispatch(app_state: AppState, cls: type[Command] | None, command: str, pairs
              params: dict[str, str], fmt: str) -> Response:
     """Run the request; a transaction that lost a write conflict is run again (see
     :data:`CONFLICT_ATTEMPTS`): the caller never sees a conflict another server caused."""
+    finish_short = app_state.settings.short_jobs_in_request
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
         try:
-            return dispatch_once(app_state, cls, command, pairs, params, fmt)
+            return dispatch_once(app_state, cls, command, pairs, params, fmt, finish_short)
+        except queue.ShortJobFailed as failed:
+            # Rolled back whole: submitted again with the job queued, where the failure is retried
+            # and, if it persists, settled as a failed job (what the caller would see anyway).
+            log.debug("command %s: the job run in the request failed (%s); queueing it", command,
+                      type(failed.__cause__).__name__)
+            return dispatch_once(app_state, cls, command, pairs, params, fmt, False)
         except _WriteConflict as conflict:
             if attempt == CONFLICT_ATTEMPTS:
                 log_failure(command, conflict.cause)
@@ -176,7 +183,7 @@ class _WriteConflict(Exception):
 
 
 def dispatch_once(app_state: AppState, cls: type[Command] | None, command: str, pairs: list[tuple[str, str]],
-                  params: dict[str, str], fmt: str) -> Response:
+                  params: dict[str, str], fmt: str, finish_short: bool = False) -> Response:
     job_to_wake = False
     role: str | None = None
     caller: Caller | None = None
@@ -191,13 +198,14 @@ def dispatch_once(app_state: AppState, cls: type[Command] | None, command: str, 
             ctx = CallContext(session=session, user=user, account=user.account, state=app_state)
             args = parse_args(cls, params, session)
             if issubclass(cls, AsyncCommand):
-                result = queue.submit(ctx, cls, params, args)
-                job_to_wake = True
+                result, job_to_wake = queue.submit(ctx, cls, params, args, finish_short)
             else:
                 cmd = cls(ctx, args)
                 result = cmd.execute()
                 record_completed(ctx, cmd)
             body = result_body(result, ctx.role)
+    except queue.ShortJobFailed:
+        raise
     except ApiError as err:
         raise hide_internal(err, role) from None
     except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a clean 530

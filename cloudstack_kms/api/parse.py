@@ -5,7 +5,7 @@ import re
 from typing import Any
 
 from marshmallow import ValidationError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from . import declare
@@ -86,11 +86,23 @@ def parse_args(cmd: type[Command], params: dict[str, str], session: Session) -> 
     return loaded
 
 
+_BY_UUID: dict[type, Any] = {}
+
+
+def _by_uuid(entity: type) -> Any:
+    """The live row of ``entity`` with uuid ``:uuid``, as a statement built once per entity (building
+    it, and its cache key, cost more than running it)."""
+    stmt = _BY_UUID.get(entity)
+    if stmt is None:
+        stmt = select(entity).where(entity.uuid == bindparam("uuid"))
+        if hasattr(entity, "removed"):
+            stmt = stmt.where(entity.removed.is_(None))
+        stmt = _BY_UUID[entity] = stmt.limit(1)
+    return stmt
+
+
 def resolve(session: Session, entity: type, api: str, name: str, value: str) -> Any:
-    stmt = select(entity).where(entity.uuid == value)
-    if hasattr(entity, "removed"):
-        stmt = stmt.where(entity.removed.is_(None))
-    row = session.scalars(stmt).first()
+    row = session.scalars(_by_uuid(entity), {"uuid": value}).first()
     if row is None:
         raise invalid_uuid(api, name, value)
     return row

@@ -12,9 +12,11 @@ from sqlalchemy.orm.util import identity_key
 
 from ..api.command import AsyncCommand, AsyncCreateCommand, FlatResult
 from ..api.context import CallContext
+from ..api.render import result_body
+from ..db import is_write_conflict
 from ..models import Account, AsyncJob, Domain, User, new_uuid
 from ..models.base import utcnow
-from ..models.jobs import JOB_IN_PROGRESS
+from ..models.jobs import JOB_IN_PROGRESS, JOB_SUCCEEDED
 from ..services import events
 from ..wire import format_date
 
@@ -63,7 +65,22 @@ def unseal_params(state, job: AsyncJob) -> dict[str, str]:
     return params
 
 
-def submit(ctx: CallContext, cls: type[AsyncCommand], params: dict[str, str], args: dict[str, Any]) -> FlatResult:
+class ShortJobFailed(Exception):
+    """The job phase run in the request failed: the request must be run again with its job queued,
+    so that the failure is retried and settled the usual way, as a failed job."""
+
+
+def submit(ctx: CallContext, cls: type[AsyncCommand], params: dict[str, str], args: dict[str, Any],
+           finish_short: bool = False) -> tuple[FlatResult, bool]:
+    """Write the job (and, for an async create, its object) in the request's transaction. Returns
+    the answer and whether the job was queued for a worker.
+
+    ``finish_short``: a command whose job phase is short (:meth:`AsyncCommand.finishes_in_request`)
+    runs it here, in the same transaction, and the job row is inserted already finished. Clients
+    still get ``jobid`` and poll; the first poll sees the result, and a finished job costs no
+    claim, no second transaction and no more polls. If the job phase fails, :class:`ShortJobFailed`
+    is raised: the caller rolls back and submits again without ``finish_short``.
+    """
     cmd = cls(ctx, args)
     custom = args.get("customjobid") if ctx.is_root_admin else None
     # The uuid is known before the insert: the sealed parameters are bound to it, so the row is
@@ -80,16 +97,40 @@ def submit(ctx: CallContext, cls: type[AsyncCommand], params: dict[str, str], ar
     instance = created if created is not None else cmd.instance()
     if instance is not None:
         job.instance_id = instance.id
-    ctx.session.add(job)  # inserted with the event below (or at commit): nothing needs its id here
+    queued = not (finish_short and cls.finishes_in_request(ctx.session))
+    if not queued:  # before the job is added: its row is then inserted once, finished
+        _finish_now(ctx, cmd, job, created)
+    ctx.session.add(job)  # inserted with the events below (or at commit): nothing needs its id here
     if cls.event_type:
         owner = getattr(cmd, "event_account", None) or ctx.account
         events.record(ctx.session, event_type=cls.event_type, description=cmd.event_description(),
                       user=ctx.user, account=owner, state=events.SCHEDULED,
                       resource_id=getattr(instance, "id", None), resource_type=cls.instance_type)
+        if not queued:  # as the worker records it (JobWorker._execute)
+            events.record(ctx.session, event_type=cls.event_type, description="Successfully completed "
+                          + cmd.event_description(), user=ctx.user, account=owner,
+                          resource_id=job.instance_id, resource_type=cls.instance_type)
     data: dict[str, Any] = {"jobid": job.uuid}
     if created is not None:
         data = {"id": created.uuid, "jobid": job.uuid}
-    return FlatResult(data)
+    return FlatResult(data), queued
+
+
+def _finish_now(ctx: CallContext, cmd: AsyncCommand, job: AsyncJob, created: Any) -> None:
+    """Run the job phase of ``cmd`` in the request's transaction and settle ``job`` as a worker would
+    have: its result, completion time, and this server as the one that completed it."""
+    if isinstance(cmd, AsyncCreateCommand):
+        cmd.created = created
+    try:
+        result = cmd.execute()
+    except Exception as exc:
+        if is_write_conflict(exc):
+            raise  # the whole request is run again by the endpoint, as for any conflict
+        raise ShortJobFailed() from exc
+    now = utcnow()
+    job.job_status, job.job_result_code = JOB_SUCCEEDED, 0
+    job.job_result = json.dumps(result_body(result, ctx.role), separators=(",", ":"), ensure_ascii=False)
+    job.job_complete_msid, job.last_updated, job.removed = ctx.state.msid, now, now
 
 
 _instance_uuid: tuple[int, Any] | None = None  # (len(INSTANCE_MODELS) when built, the expression)

@@ -19,6 +19,5 @@ def record(session: Session, *, event_type: str, description: str, user: User, a
                   domain_id=account.domain_id, state=state, level=level, resource_id=resource_id,
                   resource_type=resource_type, start_id=start_id, display=display,
                   parameters=parameters)
-    session.add(event)
-    session.flush()
+    session.add(event)  # inserted at the next flush, with the transaction's other events in one statement
     return event

@@ -34,7 +34,7 @@ from ..security.masterkey import MasterKey
 from ..storage import pools, qemu
 from . import settings
 from .kms import envelope
-from .kms.keys import lock_key, pending_deletion_error
+from .kms.keys import lock_key, note_share_locked, pending_deletion_error
 from .kms.runtime import KmsRuntime
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,7 @@ def allocate(session: Session, *, owner: Account, zone: DataCenter, offering: Di
         # sees this volume, or commits first and the key is found removed here.
         if not key_locked:
             lock_key(session, key)
+        note_share_locked(session, key)
     uuid = new_uuid()
     volume = Volume(uuid=uuid, name=name or f"vol-{uuid[:8]}", account_id=owner.id, domain_id=owner.domain_id,
                     size=volume_size(offering, size_gb),
@@ -95,6 +96,11 @@ def allocate(session: Session, *, owner: Account, zone: DataCenter, offering: Di
                     encrypt_format=ENCRYPT_LUKS if offering.encrypt else None)
     session.add(volume)
     session.flush()
+    # The new row is this transaction's until it commits (InnoDB locks inserted rows; SQLite has one
+    # writer), so a job phase run in the same transaction need not lock it again (``provision``);
+    # the rows are held here, as the session keeps them weakly.
+    session.info.setdefault("volumes.locked", set()).add(volume.id)
+    session.info.setdefault("volumes.provisioned", []).extend(row for row in (volume, key) if row is not None)
     return volume
 
 

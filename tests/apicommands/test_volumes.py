@@ -317,6 +317,55 @@ def test_create_volume_parameters(world, store, metadata_only):
     owner.ok("deleteVolume", id=volume["id"])
 
 
+# ------------------------------------------------------------------ short jobs finish in their request
+def test_metadata_only_create_finishes_in_its_request(world, kms_env, metadata_only, profile):
+    """Without an image the job phase is a few rows and one provider call: it runs in the request's
+    transaction and the job row is written finished, so the very first poll sees the volume Ready,
+    with the events a worker would have recorded."""
+    owner = world.owner
+    key = world.key(owner, profile)
+    submitted = owner.ok("createVolume", name=unique("quick"), zoneid=world.zone, diskofferingid=world.enc["id"],
+                         kmskeyid=key["id"])
+    job = owner.ok("queryAsyncJobResult", jobid=submitted["jobid"])
+    assert job["jobstatus"] == 1 and job["jobresultcode"] == 0, job
+    volume = job["jobresult"]["volume"]
+    assert (volume["id"], volume["state"], volume["kmskeyid"]) == (submitted["id"], "Ready", key["id"])
+    [(executing, completed_by, removed)] = query(kms_env, "SELECT job_executing_msid, job_complete_msid, removed "
+                                                          "FROM async_job WHERE uuid = :u", u=submitted["jobid"])
+    assert executing is None and completed_by is not None and removed is not None
+    events = query(kms_env, "SELECT e.state, e.description FROM event e JOIN volumes v ON v.id = e.resource_id "
+                            "WHERE e.type = 'VOLUME.CREATE' AND v.uuid = :v ORDER BY e.id", v=submitted["id"])
+    assert [state for state, _ in events] == ["Scheduled", "Completed"]
+    assert events[1][1].lower().startswith("successfully completed creating volume")  # as the worker writes it
+    owner.ok("deleteVolume", id=submitted["id"])
+
+
+def test_a_short_job_that_fails_in_its_request_is_settled_as_a_failed_job(world, kms_env, store, metadata_only):
+    """A job phase that fails in the request is rolled back whole; the request is submitted again
+    with its job queued, and the worker settles it as it settles any failing job."""
+    root = world.root
+    key = world.key(root, world.db_profile)
+    demote = ("UPDATE kms_kek_versions SET status = :status WHERE kms_key_id = "
+              "(SELECT id FROM kms_keys WHERE uuid = :k)")
+    execute(kms_env, demote, status="Previous", k=key["id"])  # the key has no Active version now
+    try:
+        counts = store.counts()
+        submitted = root.ok("createVolume", name=unique("fails"), zoneid=world.zone, diskofferingid=world.enc["id"],
+                            kmskeyid=key["id"])
+        job = root.wait_job(submitted["jobid"])
+        assert job["jobstatus"] == 2 and job["jobresultcode"] == 530, job
+        assert job["jobresult"]["errortext"] == f"KMS key {key['id']} has no active KEK version"
+        after = store.counts()  # the volume row of the create phase stays (Allocated); no wrapped key
+        assert (after["volumes"], after["kms_wrapped_key"]) == (counts["volumes"] + 1, counts["kms_wrapped_key"])
+        assert store.volume_row(submitted["id"])["state"] == "Allocated"
+        events = query(kms_env, "SELECT e.state, e.level FROM event e JOIN volumes v ON v.id = e.resource_id "
+                                "WHERE e.type = 'VOLUME.CREATE' AND v.uuid = :v ORDER BY e.id", v=submitted["id"])
+        assert events == [("Scheduled", "INFO"), ("Completed", "ERROR")]
+    finally:
+        execute(kms_env, demote, status="Active", k=key["id"])
+    root.ok("deleteVolume", id=submitted["id"])
+
+
 # ------------------------------------------------------------------ wrapped keys
 def test_swapped_wrapped_blobs_never_open(world, store, profile):
     owner, root = world.owner, world.root

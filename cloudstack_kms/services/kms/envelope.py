@@ -11,17 +11,20 @@ many DEKs, a check of many volumes) then pay one provider call per key and no ex
 """
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from ...cache import TtlCache
 from ...errors import CloudRuntimeError, InvalidParameterValue
 from ...models.base import new_uuid
-from ...models.kms import ACTIVE, ARCHIVED, HsmProfile, KekVersion, KmsKey, WrappedKey
+from ...models.kms import ACTIVE, ARCHIVED, HsmProfile, HsmProfileDetail, KekVersion, KmsKey, WrappedKey
 from ...providers.base import KekNotFound, KmsError, ProfileConfig, WrapContext
 from ...security.masterkey import MasterKey
 from . import profiles
-from .keys import active_version, lock_key, pending_deletion_error
+from .keys import active_version, holds_share_lock, lock_key, note_share_locked, pending_deletion_error
 from .runtime import KmsRuntime
 
 @dataclass
@@ -54,6 +57,52 @@ def _config(session: Session, master_key: MasterKey, profile: HsmProfile) -> Pro
                  lambda: profiles.load_config(session, master_key, profile))
 
 
+#: An enabled profile's opened configuration is kept this long per process: every wrap and unwrap
+#: needs it, and reading it costs two queries and the opening of its sealed details. A profile
+#: disabled, removed or changed through another server is honoured within this time (through this
+#: process: at once, see ``Database.watch``).
+PROFILE_CONFIG_TTL_SEC = 1.0
+_config_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Database -> TtlCache
+_config_caches_lock = threading.Lock()
+
+
+def _usable_config(session: Session, master_key: MasterKey, version: KekVersion, wrapped_key_uuid: str) -> ProfileConfig:
+    """The configuration of the version's profile, which must be enabled. From the process's cache
+    when it has it; otherwise (or when the cache saw no usable profile: it may be this very
+    transaction's) read in this transaction."""
+    def read() -> ProfileConfig:
+        return _config(session, master_key, _profile(session, version, wrapped_key_uuid))
+
+    db = session.info.get("database")
+    cache = _config_cache(db) if db is not None else None
+    if cache is None:
+        return read()
+    cached = cache.get_or_load(version.hsm_profile_id, lambda: _load_usable_config(db, master_key,
+                                                                                   version.hsm_profile_id))
+    return cached if cached is not None else read()
+
+
+def _config_cache(db) -> TtlCache | None:  # noqa: ANN001 - Database
+    cache = _config_caches.get(db)
+    if cache is None and hasattr(db, "watch"):
+        with _config_caches_lock:
+            cache = _config_caches.get(db)
+            if cache is None:
+                cache = _config_caches[db] = TtlCache(PROFILE_CONFIG_TTL_SEC, max_entries=256)
+                db.watch((HsmProfile, HsmProfileDetail), cache.clear)
+    return cache
+
+
+def _load_usable_config(db, master_key: MasterKey, profile_id: int) -> ProfileConfig | None:  # noqa: ANN001
+    """The committed profile's configuration, read in a short read-only transaction of its own;
+    None if it is not usable there."""
+    with db.transaction(readonly=True) as s:
+        profile = s.get(HsmProfile, profile_id)
+        if profile is None or profile.removed is not None or not profile.enabled:
+            return None
+        return profiles.load_config(s, master_key, profile)
+
+
 def _active_version(session: Session, key: KmsKey) -> KekVersion:
     """The Active version, locked (shared) on first use in this transaction; the lock keeps it Active
     until commit, so later calls reuse it (unless this very transaction changed it)."""
@@ -74,14 +123,13 @@ def wrap_new_dek(session: Session, runtime: KmsRuntime, master_key: MasterKey, k
     # The key row first (shared, once per transaction), then its Active version: deleteKMSKey locks
     # them in the same order, so it waits for this transaction to commit and then counts this wrapped
     # key, or this waits for the delete and then finds the key removed (or pending deletion).
-    if ("kms.envelope.key_locked", key.id) not in session.info:
+    if not holds_share_lock(session, key):
         lock_key(session, key)
-        session.info[("kms.envelope.key_locked", key.id)] = True
+        note_share_locked(session, key)
     version = _active_version(session, key)
     wrapped_uuid = new_uuid()
-    profile = _profile(session, version, wrapped_uuid)
-    config = _config(session, master_key, profile)
-    provider = runtime.provider(profile.protocol)
+    config = _usable_config(session, master_key, version, wrapped_uuid)
+    provider = runtime.provider(config.protocol)
     context = context_for(key, wrapped_uuid)
     try:
         if plaintext is None:
@@ -141,9 +189,8 @@ def _unwrap_recorded(session: Session, runtime: KmsRuntime, master_key: MasterKe
         raise error
     if key.deletion_date is not None:  # cannot hold wrapped keys (deleteKMSKey refuses then); never used meanwhile
         raise pending_deletion_error(key)
-    profile = _profile(session, version, wrapped.uuid)
-    config = _config(session, master_key, profile)
-    provider = runtime.provider(profile.protocol)
+    config = _usable_config(session, master_key, version, wrapped.uuid)
+    provider = runtime.provider(config.protocol)
     context = context_for(key, wrapped.uuid)
     try:
         return runtime.call(session, "unwrap",

@@ -5,7 +5,7 @@ import logging
 import threading
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import bindparam, event, func, select
 from sqlalchemy.orm import Session
 
 from ...errors import CloudRuntimeError, InvalidParameterValue
@@ -131,14 +131,20 @@ def _destroy_quietly(runtime: KmsRuntime, session: Session, provider, config, la
         log.warning("could not remove KEK %s after a failed key creation", label)
 
 
+def _active_version_statement(lock: bool):  # noqa: ANN202
+    stmt = select(KekVersion).where(KekVersion.kms_key_id == bindparam("key_id"), KekVersion.status == ACTIVE,
+                                    KekVersion.removed.is_(None))
+    return stmt.with_for_update(read=True) if lock else stmt
+
+
+#: Built once (every new DEK runs one): building a statement and its cache key costs more than running it.
+_ACTIVE_VERSION = {lock: _active_version_statement(lock) for lock in (False, True)}
+
+
 def active_version(session: Session, key: KmsKey, lock: bool = False) -> KekVersion:
     """The key's Active version. ``lock`` takes a shared row lock (MySQL) so that a rotation cannot
     demote the version, and the rewrap worker cannot archive it, before this transaction commits."""
-    stmt = select(KekVersion).where(KekVersion.kms_key_id == key.id, KekVersion.status == ACTIVE,
-                                    KekVersion.removed.is_(None))
-    if lock:
-        stmt = stmt.with_for_update(read=True)
-    version = session.scalars(stmt).first()
+    version = session.scalars(_ACTIVE_VERSION[lock], {"key_id": key.id}).first()
     if version is None:
         raise CloudRuntimeError(f"KMS key {key.uuid} has no active KEK version")
     return version
@@ -168,6 +174,16 @@ def pending_deletion_error(key: KmsKey) -> InvalidParameterValue:
     when = format_date(key.deletion_date) if key.deletion_date is not None else "unknown"
     return InvalidParameterValue(f"KMS key is pending deletion: {key.uuid} (deletion date {when}); cancel the "
                                  "deletion with cancelKMSKeyDeletion to use it again")
+
+
+def note_share_locked(session: Session, key: KmsKey) -> None:
+    """Record that this transaction holds ``key``'s row locked (shared at least) and found it usable,
+    so wrapping with it (:func:`envelope.wrap_new_dek`) does not lock and read it again."""
+    session.info[("kms.key.share_locked", key.id)] = True
+
+
+def holds_share_lock(session: Session, key: KmsKey) -> bool:
+    return ("kms.key.share_locked", key.id) in session.info
 
 
 def lock_key(session: Session, key: KmsKey, exclusive: bool = False, allow_pending: bool = False) -> None:
