@@ -15,7 +15,10 @@ MASK = "*****"
 # ``details`` (its keys name the secret, its values hold it).
 _SENSITIVE_NAME = (r"(?:[\w.\[\]%]*?(?:password|passwd|secret|passphrase|private_key|privatekey|signature|"
                    r"sessionkey|pin)\b[\w.\[\]%]*|details(?:\[|%5b)[^=&\s]*)")
-_PAIR = re.compile(r"(?i)(?<![\w])(" + _SENSITIVE_NAME + r")=([^&\s\"']*)")
+# The lookahead states what any match needs (a run of name characters up to "=", or "details[")
+# before the name's alternatives are tried: every access-log line goes through here, and without
+# it the engine tried them at each word of the line (three times slower; same matches).
+_PAIR = re.compile(r"(?i)(?<![\w])(?=[\w.\[\]%]*=|details(?:\[|%5b))(" + _SENSITIVE_NAME + r")=([^&\s\"']*)")
 # JSON, and Python reprs (single quotes) as exception texts show dicts.
 _JSON_PAIR = re.compile(r"(?i)(([\"'])(?:password|secretkey|secret_key|pin|passphrase|sessionkey)\2\s*:\s*)"
                         r"([\"'])(?:(?!\3).)*\3")
