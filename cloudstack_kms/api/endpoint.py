@@ -158,22 +158,23 @@ def dispatch(app_state: AppState, cls: type[Command] | None, command: str, pairs
     """Run the request; a transaction that lost a write conflict is run again (see
     :data:`CONFLICT_ATTEMPTS`): the caller never sees a conflict another server caused."""
     finish_short = app_state.settings.short_jobs_in_request
-    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+    attempt = 1
+    while True:
         try:
             return dispatch_once(app_state, cls, command, pairs, params, fmt, finish_short)
         except queue.ShortJobFailed as failed:
-            # Rolled back whole: submitted again with the job queued, where the failure is retried
-            # and, if it persists, settled as a failed job (what the caller would see anyway).
+            # Rolled back whole: run again with the job queued (not counted as a conflict), where the
+            # failure is retried and, if it persists, settled as a failed job.
             log.debug("command %s: the job run in the request failed (%s); queueing it", command,
                       type(failed.__cause__).__name__)
-            return dispatch_once(app_state, cls, command, pairs, params, fmt, False)
+            finish_short = False
         except _WriteConflict as conflict:
             if attempt == CONFLICT_ATTEMPTS:
                 log_failure(command, conflict.cause)
                 raise CloudRuntimeError(GENERIC_INTERNAL_TEXT) from None
             log.debug("command %s lost a write conflict (attempt %d of %d)", command, attempt, CONFLICT_ATTEMPTS)
             conflict_pause(attempt, "request")
-    raise AssertionError("unreachable")  # pragma: no cover
+            attempt += 1
 
 
 class _WriteConflict(Exception):
