@@ -104,6 +104,10 @@ KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     ConfigKey("api.throttling.cachesize", "50000", "Account based API count cache size (upstream's; not used "
               "here: the counts are kept in the database, shared by every server, so no cache needs sizing)", int,
               minimum=1),
+    # The web UI reads this one after every setting it saves (and fails in the browser when the
+    # setting is missing); this server manages no hypervisors and only shows it.
+    ConfigKey("hypervisor.custom.display.name", "Custom", "Display name for custom hypervisor (upstream's; "
+              "shown by the web UI, not used by this server)"),
 ]}
 
 

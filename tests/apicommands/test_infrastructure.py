@@ -274,7 +274,11 @@ def test_configuration_groups(admin):
     assert by_name["Miscellaneous"]["precedence"] == 999
     assert [g["name"] for g in admin.ok("listConfigurationGroups", group="storage")["configurationgroup"]] == [
         "Storage"]
-    assert admin.ok("listConfigurationGroups", group="Hypervisor") == {}  # nothing of this server is there
+    # Only the display name the web UI reads after each saved setting is in the Hypervisor group.
+    assert [g["name"] for g in admin.ok("listConfigurationGroups", group="Hypervisor")["configurationgroup"]] == [
+        "Hypervisor"]
+    assert [c["name"] for c in admin.ok("listConfigurations", group="Hypervisor", pagesize=-1)["configuration"]] == [
+        "hypervisor.custom.display.name"]
     assert [g["name"] for g in admin.ok("listConfigurationGroups", keyword="kms")["configurationgroup"]] == ["Storage"]
     # every listed setting is in a listed group and subgroup
     settings = admin.ok("listConfigurations", pagesize=-1)["configuration"]

@@ -23,11 +23,15 @@ def shown_settings(ui) -> set[str]:
     return {text.split("(", 1)[1].split(")", 1)[0] for text in names if "(" in text}
 
 
-def answer(ui, command: str, since: int, timeout_ms: int = 30000):
-    """The first answer to ``command`` among the calls recorded after the first ``since``."""
+CUSTOM_NAME = "hypervisor.custom.display.name"
+
+
+def answer(ui, command: str, since: int, timeout_ms: int = 30000, where=lambda call: True):
+    """The first answer to ``command`` (that ``where`` accepts) among the calls recorded after the
+    first ``since``."""
     for _ in range(timeout_ms // 100):
         for call in ui.calls[since:]:
-            if call.command == command:
+            if call.command == command and where(call):
                 return call
         ui.page.wait_for_timeout(100)
     raise AssertionError(f"the UI did not call {command}")
@@ -79,7 +83,11 @@ def test_find_the_kms_settings_and_edit_one(ui, kms_env, admin):
         update = answer(ui, "updateConfiguration", seen)
         # the page's confirmation, looked for at once: the notification goes away after a few seconds
         ui.page.get_by_text(f"Setting Updated: {SETTING}").wait_for(timeout=10000)
+        # Saving makes the UI refresh its features, reading hypervisor.custom.display.name: with no
+        # such setting that failed in the browser ("reading '0'"), which ui.check() below reports.
+        refresh = answer(ui, "listConfigurations", seen, where=lambda c: c.params.get("name") == CUSTOM_NAME)
         ui.settle()
+        assert [c["value"] for c in refresh.json()["listconfigurationsresponse"]["configuration"]] == ["Custom"]
         assert update.status == 200 and update.params["name"] == SETTING and update.params["value"] == new
         assert update.json()["updateconfigurationresponse"]["configuration"]["value"] == new
         # a dynamic setting is not announced as needing a restart
