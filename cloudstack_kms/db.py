@@ -14,6 +14,7 @@ import logging
 import random
 import re
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.schema import CreateColumn
 
+from .cache import TtlCache
 from .models import Base, Version, utcnow
 from .observability import metrics
 
@@ -105,6 +107,8 @@ class Database:
                 conn.exec_driver_sql("BEGIN" if _readonly.get() else "BEGIN IMMEDIATE")
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, info={"database": self})
         self._watchers: list[tuple[tuple[type, ...], Callable[[], None]]] = []
+        self._caches: dict[str, TtlCache] = {}
+        self._caches_lock = threading.Lock()
         event.listen(self._sessions, "before_flush", _note_flushed_models)
         event.listen(self._sessions, "do_orm_execute", _note_bulk_models)
         event.listen(self._sessions, "after_commit", self._after_commit)
@@ -114,6 +118,19 @@ class Database:
         """Call ``callback`` after each commit of this process that changed a row of ``models``
         (through the ORM: objects flushed, or bulk ``update``/``delete`` statements)."""
         self._watchers.append((models, callback))
+
+    def cache(self, name: str, ttl_sec: float, models: tuple[type, ...], max_entries: int = 4096) -> TtlCache:
+        """This process's cache ``name`` of what is read from ``models``: made on first use, its
+        entries expire after ``ttl_sec`` (how late a change made through another server may be
+        seen), and it is cleared after each commit of this process that changed one of ``models``."""
+        cache = self._caches.get(name)  # a dict read is atomic; the lock only guards the making
+        if cache is None:
+            with self._caches_lock:
+                cache = self._caches.get(name)
+                if cache is None:
+                    cache = self._caches[name] = TtlCache(ttl_sec, max_entries)
+                    self.watch(models, cache.clear)
+        return cache
 
     def _after_commit(self, session: Session) -> None:
         changed = session.info.pop(_CHANGED, None)
@@ -198,6 +215,13 @@ class Database:
         with self.engine.begin() as conn:
             for statement in split_sql(path.read_text()):
                 run_ddl(conn, statement)
+
+
+def cache_of(session: Session, name: str, ttl_sec: float, models: tuple[type, ...],
+             max_entries: int = 4096) -> TtlCache | None:
+    """:meth:`Database.cache` of the session's database (None for a session made elsewhere)."""
+    db = session.info.get("database")
+    return db.cache(name, ttl_sec, models, max_entries) if db is not None else None
 
 
 #: A pooled connection unused for longer is checked (a ping) before it serves again.

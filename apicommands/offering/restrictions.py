@@ -8,15 +8,13 @@ or one limited to their domain or a domain above it. And only in one of its zone
 """
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Select, String, cast, exists, not_, or_, select
 from sqlalchemy.orm import Session
 
-from cloudstack_kms.cache import TtlCache
+from cloudstack_kms.db import cache_of
 from cloudstack_kms.errors import PermissionDenied
 from cloudstack_kms.models import Account, DataCenter, Domain
 from cloudstack_kms.models.tenancy import ROLE_ADMIN
@@ -80,28 +78,13 @@ def of_domain(stmt: Select, domain: Domain, recursive: bool = False) -> Select:
 #: createVolume asks, and the question costs a statement that is dear to build. A limit added through
 #: another server applies within this time (through this process: at once, see ``Database.watch``).
 USABLE_TTL_SEC = 1.0
-_usable_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Database -> TtlCache
-_usable_lock = threading.Lock()
-
-
-def _usable_cache(session: Session) -> TtlCache | None:
-    db = session.info.get("database")
-    if db is None:
-        return None
-    cache = _usable_caches.get(db)
-    if cache is None:
-        with _usable_lock:
-            cache = _usable_caches.get(db)
-            if cache is None:
-                cache = _usable_caches[db] = TtlCache(USABLE_TTL_SEC, max_entries=1024)
-                db.watch((DiskOffering, DiskOfferingDetail, Domain), cache.clear)
-    return cache
 
 
 def check_usable(session: Session, offering: DiskOffering, owner: Account, zone: DataCenter) -> None:
     """Upstream's DomainChecker for a volume of ``owner`` in ``zone``. Only "usable" is cached: a
     refusal is decided afresh each time."""
-    cache = _usable_cache(session)
+    cache = cache_of(session, "offerings.usable", USABLE_TTL_SEC, (DiskOffering, DiskOfferingDetail, Domain),
+                     max_entries=1024)
     verdict = (offering.id, zone.id, owner.role_type, owner.domain_id)
     if cache is not None and cache.get(verdict) is True:
         return

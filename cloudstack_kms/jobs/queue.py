@@ -106,14 +106,21 @@ def submit(ctx: CallContext, cls: type[AsyncCommand], params: dict[str, str], ar
         events.record(ctx.session, event_type=cls.event_type, description=cmd.event_description(),
                       user=ctx.user, account=owner, state=events.SCHEDULED,
                       resource_id=getattr(instance, "id", None), resource_type=cls.instance_type)
-        if not queued:  # as the worker records it (JobWorker._execute)
-            events.record(ctx.session, event_type=cls.event_type, description="Successfully completed "
-                          + cmd.event_description(), user=ctx.user, account=owner,
-                          resource_id=job.instance_id, resource_type=cls.instance_type)
+    if not queued:
+        record_job_completed(ctx.session, cls, cmd, ctx.user, job.instance_id)
     data: dict[str, Any] = {"jobid": job.uuid}
     if created is not None:
         data = {"id": created.uuid, "jobid": job.uuid}
     return FlatResult(data), queued
+
+
+def record_job_completed(session: Session, cls: type[AsyncCommand], cmd: AsyncCommand, user: User,
+                         instance_id: int | None) -> None:
+    """The event of a job that succeeded, wherever it ran (a worker, or its request: :func:`submit`)."""
+    if cls.event_type:
+        events.record(session, event_type=cls.event_type, description="Successfully completed "
+                      + cmd.event_description(), user=user, account=getattr(cmd, "event_account", None)
+                      or cmd.ctx.account, resource_id=instance_id, resource_type=cls.instance_type)
 
 
 def _finish_now(ctx: CallContext, cmd: AsyncCommand, job: AsyncJob, created: Any) -> None:

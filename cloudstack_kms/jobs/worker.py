@@ -480,11 +480,7 @@ class JobWorker:
         body = result_body(result, ctx.role)
         if not _complete(s, job.id, owner, JOB_SUCCEEDED, body, code=0, complete_msid=state.msid):
             raise _JobLost()
-        if cls.event_type:
-            owner_account = getattr(cmd, "event_account", None) or ctx.account
-            events.record(s, event_type=cls.event_type, description="Successfully completed "
-                          + cmd.event_description(), user=user, account=owner_account,
-                          resource_id=job.instance_id, resource_type=cls.instance_type)
+        queue.record_job_completed(s, cls, cmd, user, job.instance_id)
 
     def _command(self, s, cls, params: dict, job_id: int, progress_in_transaction: bool = False):  # noqa: ANN001, ANN202
         """Rebuild the command of a job from its stored parameters, inside transaction ``s``.

@@ -6,8 +6,6 @@ the live value with :func:`get_value` (no restart needed for dynamic keys).
 """
 from __future__ import annotations
 
-import threading
-import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -15,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..cache import TtlCache
+from ..db import cache_of
 from ..models import Configuration
 from ..models.base import utcnow
 
@@ -169,23 +168,9 @@ def _changes_settings(session: Session) -> bool:
         Configuration in session.info.get("changed_models", ())
 
 
-_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Database → its cache
-_caches_lock = threading.Lock()
-
-
 def _cache_of(session: Session) -> TtlCache | None:
     """The settings cache of the session's database (None for sessions made elsewhere)."""
-    db = session.info.get("database")
-    if db is None:
-        return None
-    cache = _caches.get(db)
-    if cache is None:
-        with _caches_lock:
-            cache = _caches.get(db)
-            if cache is None:
-                cache = _caches[db] = TtlCache(CACHE_TTL_SEC, max_entries=1)
-                db.watch((Configuration,), cache.clear)
-    return cache
+    return cache_of(session, "settings", CACHE_TTL_SEC, (Configuration,), max_entries=1)
 
 
 def get_value(session: Session, name: str) -> Any:

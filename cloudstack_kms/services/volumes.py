@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import weakref
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import bindparam, event, func, select
 from sqlalchemy.orm import Session
 
-from ..cache import TtlCache
+from ..db import cache_of
 from ..errors import CloudRuntimeError, InvalidParameterValue, PermissionDenied
 from ..models import Account, DataCenter, Domain
 from ..models.base import new_uuid, utcnow
@@ -140,8 +138,6 @@ def lock_for_provision(session: Session, volume_ids: list[int]) -> list[Volume]:
 #: Zones, their pools and disk offerings hardly ever change, and every volume job shows them:
 #: detached copies are kept this long per process (this process's own changes clear them at once).
 PLACEMENT_TTL_SEC = 5.0
-_placement_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Database → TtlCache
-_placement_lock = threading.Lock()
 
 
 def _placement(session: Session, volume: Volume) -> tuple[DataCenter, StoragePool, DiskOffering | None]:
@@ -153,7 +149,8 @@ def _placement(session: Session, volume: Volume) -> tuple[DataCenter, StoragePoo
     if found is not None:
         return found
     db = session.info.get("database")
-    cache = _placement_cache(db) if db is not None else None
+    cache = cache_of(session, "volumes.placement", PLACEMENT_TTL_SEC, (DataCenter, StoragePool, DiskOffering),
+                     max_entries=256)
     cached = cache.get_or_load(key, lambda: _load_placement(db, *key)) if cache is not None else None
     if cached is not None and cached[1] is not None:
         zone, pool, offering = (session.merge(row, load=False) if row is not None else None for row in cached)
@@ -163,17 +160,6 @@ def _placement(session: Session, volume: Volume) -> tuple[DataCenter, StoragePoo
         offering = session.get(DiskOffering, volume.disk_offering_id)
     found = memo[key] = (zone, pool, offering)
     return found
-
-
-def _placement_cache(db) -> TtlCache | None:  # noqa: ANN001 - Database
-    cache = _placement_caches.get(db)
-    if cache is None and hasattr(db, "watch"):
-        with _placement_lock:
-            cache = _placement_caches.get(db)
-            if cache is None:
-                cache = _placement_caches[db] = TtlCache(PLACEMENT_TTL_SEC, max_entries=256)
-                db.watch((DataCenter, StoragePool, DiskOffering), cache.clear)
-    return cache
 
 
 def _load_placement(db, zone_id: int, offering_id: int) -> tuple:  # noqa: ANN001 - Database

@@ -11,13 +11,11 @@ many DEKs, a check of many volumes) then pay one provider call per key and no ex
 """
 from __future__ import annotations
 
-import threading
-import weakref
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from ...cache import TtlCache
+from ...db import cache_of
 from ...errors import CloudRuntimeError, InvalidParameterValue
 from ...models.base import new_uuid
 from ...models.kms import ACTIVE, ARCHIVED, HsmProfile, HsmProfileDetail, KekVersion, KmsKey, WrappedKey
@@ -62,8 +60,6 @@ def _config(session: Session, master_key: MasterKey, profile: HsmProfile) -> Pro
 #: disabled, removed or changed through another server is honoured within this time (through this
 #: process: at once, see ``Database.watch``).
 PROFILE_CONFIG_TTL_SEC = 1.0
-_config_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Database -> TtlCache
-_config_caches_lock = threading.Lock()
 
 
 def _usable_config(session: Session, master_key: MasterKey, version: KekVersion, wrapped_key_uuid: str) -> ProfileConfig:
@@ -74,23 +70,13 @@ def _usable_config(session: Session, master_key: MasterKey, version: KekVersion,
         return _config(session, master_key, _profile(session, version, wrapped_key_uuid))
 
     db = session.info.get("database")
-    cache = _config_cache(db) if db is not None else None
+    cache = cache_of(session, "kms.profile.config", PROFILE_CONFIG_TTL_SEC, (HsmProfile, HsmProfileDetail),
+                     max_entries=256)
     if cache is None:
         return read()
     cached = cache.get_or_load(version.hsm_profile_id, lambda: _load_usable_config(db, master_key,
                                                                                    version.hsm_profile_id))
     return cached if cached is not None else read()
-
-
-def _config_cache(db) -> TtlCache | None:  # noqa: ANN001 - Database
-    cache = _config_caches.get(db)
-    if cache is None and hasattr(db, "watch"):
-        with _config_caches_lock:
-            cache = _config_caches.get(db)
-            if cache is None:
-                cache = _config_caches[db] = TtlCache(PROFILE_CONFIG_TTL_SEC, max_entries=256)
-                db.watch((HsmProfile, HsmProfileDetail), cache.clear)
-    return cache
 
 
 def _load_usable_config(db, master_key: MasterKey, profile_id: int) -> ProfileConfig | None:  # noqa: ANN001
