@@ -179,9 +179,17 @@ cs (pip install cs):
 def serve(settings: Settings, host: str, port: int, workers: int, threads: int, ui_dir: str | None) -> None:
     from gunicorn.app.base import BaseApplication
 
-    from . import create_app
+    from . import create_app, worker_balance
 
     metrics_dir = _metrics_directory()
+    # Made before the workers fork, so that they all share it. Slots to spare for workers added
+    # with SIGTTIN or started while a stopping one is still finishing.
+    board = worker_balance.ConnectionBoard(2 * workers + 4) if workers > 1 else None
+
+    def worker_gone(server, worker) -> None:  # noqa: ANN001 - gunicorn's child_exit hook
+        _forget_worker_metrics(server, worker)
+        if board is not None:
+            board.release(worker.pid)
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -199,7 +207,10 @@ def serve(settings: Settings, host: str, port: int, workers: int, threads: int, 
             # that pause briefly, which they see as "Remote end closed connection without response".
             self.cfg.set("keepalive", 75)
             self.cfg.set("worker_exit", _stop_background)
-            self.cfg.set("child_exit", _forget_worker_metrics)
+            self.cfg.set("child_exit", worker_gone)
+            if board is not None:
+                self.cfg.set("post_fork", lambda _server, worker: worker_balance.install(board, worker))
+                self.cfg.set("pre_request", worker_balance.before_request)
             if "control_socket_disable" in self.cfg.settings:
                 # gunicorn >= 25 opens a control socket at one fixed per-user path, which every
                 # server on the host would share (and unlink on exit): not wanted here.

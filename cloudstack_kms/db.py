@@ -88,9 +88,15 @@ class Database:
             kwargs.update(pool_recycle=3600, pool_size=10, max_overflow=20, pool_reset_on_return=None,
                           isolation_level="READ COMMITTED")
         self.engine: Engine = create_engine(url, **kwargs)
+        #: Engine of read-only transactions: the same as :attr:`engine` on SQLite; on MySQL/MariaDB
+        #: its own pool of connections in autocommit mode (see :meth:`transaction`).
+        self.reader: Engine = self.engine
         if not self.is_sqlite:
-            event.listen(self.engine, "checkout", _ping_if_idle)
-            event.listen(self.engine, "checkin", _note_checkin)
+            self.reader = create_engine(url, **{**kwargs, "isolation_level": "AUTOCOMMIT"},
+                                        skip_autocommit_rollback=True)
+            for engine in (self.engine, self.reader):
+                event.listen(engine, "checkout", _ping_if_idle)
+                event.listen(engine, "checkin", _note_checkin)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             # Let SQLAlchemy issue BEGIN itself so that transactions really start where we say.
@@ -106,13 +112,16 @@ class Database:
                 # a writer (a job holding the write lock for seconds must not stall every poll).
                 conn.exec_driver_sql("BEGIN" if _readonly.get() else "BEGIN IMMEDIATE")
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, info={"database": self})
+        self._read_sessions = (self._sessions if self.reader is self.engine else
+                               sessionmaker(self.reader, expire_on_commit=False, info={"database": self}))
         self._watchers: list[tuple[tuple[type, ...], Callable[[], None]]] = []
         self._caches: dict[str, TtlCache] = {}
         self._caches_lock = threading.Lock()
-        event.listen(self._sessions, "before_flush", _note_flushed_models)
-        event.listen(self._sessions, "do_orm_execute", _note_bulk_models)
-        event.listen(self._sessions, "after_commit", self._after_commit)
-        event.listen(self._sessions, "after_rollback", _forget_changed_models)
+        for sessions in {self._sessions, self._read_sessions}:
+            event.listen(sessions, "before_flush", _note_flushed_models)
+            event.listen(sessions, "do_orm_execute", _note_bulk_models)
+            event.listen(sessions, "after_commit", self._after_commit)
+            event.listen(sessions, "after_rollback", _forget_changed_models)
 
     def watch(self, models: tuple[type, ...], callback: Callable[[], None]) -> None:
         """Call ``callback`` after each commit of this process that changed a row of ``models``
@@ -145,14 +154,24 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.reader is not self.engine:
+            self.reader.dispose()
 
     @contextmanager
     def transaction(self, readonly: bool = False) -> Iterator[Session]:
         """Commit on success, roll back on any error.
 
         ``readonly`` promises no writes (list and query commands); on SQLite it starts a deferred
-        transaction that does not queue behind writers.
+        transaction that does not queue behind writers. On MySQL/MariaDB it runs on a connection
+        in autocommit mode and ends without a COMMIT: a round trip saved on every list and poll.
+        Under READ COMMITTED each statement saw the latest commits anyway, so what a read sees
+        does not change; a statement that does write (the batched ``last_polled`` update)
+        commits on its own.
         """
+        if readonly and self._read_sessions is not self._sessions:
+            with self._read_only() as session:
+                yield session
+            return
         ro_token = _readonly.set(readonly)
         try:
             with self._sessions() as session:
@@ -162,6 +181,22 @@ class Database:
                         yield session
                     finally:
                         _ambient.reset(token)
+        finally:
+            _readonly.reset(ro_token)
+
+    @contextmanager
+    def _read_only(self) -> Iterator[Session]:
+        ro_token = _readonly.set(True)
+        try:
+            with self._read_sessions() as session:
+                token = _ambient.set(session)
+                try:
+                    yield session
+                finally:
+                    _ambient.reset(token)
+                if session.new or session.dirty or session.deleted or session.info.get(_CHANGED):
+                    session.commit()  # a write after all: flushed, and this process's caches told
+                # else closing sends nothing: in autocommit mode there is nothing to end
         finally:
             _readonly.reset(ro_token)
 
