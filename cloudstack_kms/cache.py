@@ -17,10 +17,18 @@ MISSING: Any = object()
 
 
 class TtlCache(Generic[V]):
-    def __init__(self, ttl_sec: float, max_entries: int = 4096) -> None:
+    """``stale_grace_sec``: for that long after an entry expires, one thread reloads it while
+    the others keep answering from it, instead of every request thread that finds it expired
+    loading it at once (eight threads read the same caller row twice a second each). An entry
+    is thus at most ``ttl_sec + stale_grace_sec`` old; 0 (the default) never serves one late.
+    A cleared entry is never served: this process's own changes are seen at once either way."""
+
+    def __init__(self, ttl_sec: float, max_entries: int = 4096, stale_grace_sec: float = 0.0) -> None:
         self.ttl_sec = ttl_sec
         self.max_entries = max_entries
+        self.stale_grace_sec = stale_grace_sec
         self._entries: dict[Hashable, tuple[float, V]] = {}
+        self._refreshing: set[Hashable] = set()
         self._lock = threading.Lock()
         #: Bumped by :meth:`clear`: a value loaded before a clear must not be stored after it.
         self._generation = 0
@@ -34,18 +42,34 @@ class TtlCache(Generic[V]):
 
     def get_or_load(self, key: Hashable, load: Callable[[], V]) -> V:
         """The live value, else ``load()`` (stored, unless the cache was cleared meanwhile)."""
-        value = self.get(key)
-        if value is not MISSING:
-            return value
+        entry = self._entries.get(key)
+        now = time.monotonic()
+        if entry is not None:
+            if now < entry[0]:
+                return entry[1]
+            if now < entry[0] + self.stale_grace_sec and not self._claim_refresh(key):
+                return entry[1]  # another thread is reloading it
         generation = self._generation
-        expires = time.monotonic() + self.ttl_sec  # counted from before the read, never after
-        value = load()
-        with self._lock:
-            if generation == self._generation:
-                if len(self._entries) >= self.max_entries:
-                    self._evict(expires)
-                self._entries[key] = (expires, value)
+        expires = now + self.ttl_sec  # counted from before the read, never after
+        try:
+            value = load()
+            with self._lock:
+                if generation == self._generation:
+                    if len(self._entries) >= self.max_entries:
+                        self._evict(expires)
+                    self._entries[key] = (expires, value)
+        finally:
+            if self.stale_grace_sec:
+                with self._lock:
+                    self._refreshing.discard(key)
         return value
+
+    def _claim_refresh(self, key: Hashable) -> bool:
+        with self._lock:
+            if key in self._refreshing:
+                return False
+            self._refreshing.add(key)
+            return True
 
     def clear(self) -> None:
         with self._lock:

@@ -1,9 +1,10 @@
 """Who is calling, cached: the user of an API key (with its opened secret) and of a session.
 
 Authenticating read the user by API key and opened the secret with the master key on every
-request, a third of a small call's cost. Entries live :data:`TTL_SEC`: a user disabled, an
-account deleted, a key regenerated or a session ended through any server process is refused
-by every other one within that time; this process's own commits clear the cache at once.
+request, a third of a small call's cost. Entries are at most :data:`TTL_SEC` +
+:data:`STALE_GRACE_SEC` old: a user disabled, an account deleted, a key regenerated or a session
+ended through any server process is refused by every other one within that time; this
+process's own commits clear the cache at once.
 
 Entries hold *detached* rows (user, account, domain, role: all loaded eagerly) and are copied
 into each request's session with ``merge(load=False)``, which issues no SQL.
@@ -22,8 +23,11 @@ from ..db import Database
 from ..models import Account, ApiSession, Domain, Role, User
 from ..security.masterkey import MasterKey, MasterKeyError
 
-#: Longest time a change made elsewhere goes unseen (the issue allows one second).
+#: An entry is reloaded after TTL_SEC; while one thread reloads it, the others use it for up to
+#: STALE_GRACE_SEC more. So a change made elsewhere goes unseen for at most their sum (the
+#: issue allows one second).
 TTL_SEC = 0.5
+STALE_GRACE_SEC = 0.25
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,8 @@ class CallerCache:
     def __init__(self, db: Database, master_key: MasterKey) -> None:
         self.db = db
         self.master_key = master_key
-        self.key_holders: TtlCache[KeyHolder | None] = TtlCache(TTL_SEC)
-        self.sessions: TtlCache[LiveSession | None] = TtlCache(TTL_SEC)
+        self.key_holders: TtlCache[KeyHolder | None] = TtlCache(TTL_SEC, stale_grace_sec=STALE_GRACE_SEC)
+        self.sessions: TtlCache[LiveSession | None] = TtlCache(TTL_SEC, stale_grace_sec=STALE_GRACE_SEC)
         db.watch((User, Account, Domain, Role), self.clear)
         db.watch((ApiSession,), self.sessions.clear)
 

@@ -40,7 +40,7 @@ def query(kms: KmsEnv, sql: str, **params: Any) -> list[Any]:
 
 #: Servers cache callers and settings this long (see ``cloudstack_kms.cache``): a write made
 #: behind their back is certain to be seen only after it.
-SERVER_CACHE_SEC = max(callers.TTL_SEC, settings.CACHE_TTL_SEC)
+SERVER_CACHE_SEC = max(callers.TTL_SEC + callers.STALE_GRACE_SEC, settings.CACHE_TTL_SEC)
 
 
 def execute(kms: KmsEnv, sql: str, **params: Any) -> int:
