@@ -90,7 +90,7 @@ def check_parameter_names(params: list[tuple[str, str]]) -> None:
         seen.add(lowered)
 
 
-def verify_signature(session: Session, callers: CallerCache, params: list[tuple[str, str]]) -> User:
+def verify_signature(callers: CallerCache, params: list[tuple[str, str]]) -> User:
     """Return the enabled user whose key signed ``params``; raise 401 otherwise."""
     lowered = {k.lower(): v for k, v in params}
     api_key, signature = lowered.get("apikey"), lowered.get("signature")
@@ -100,7 +100,7 @@ def verify_signature(session: Session, callers: CallerCache, params: list[tuple[
         expires = parse_expires(lowered.get("expires", ""))
         if expires is None or expires < datetime.now(timezone.utc):
             raise Unauthorized()
-    found = callers.key_holder(session, api_key)
+    found = callers.key_holder(api_key)
     if found is None:
         raise Unauthorized()
     user, secret = found
@@ -138,7 +138,7 @@ def session_user(session: Session, callers: CallerCache, param_key: str,
     """
     if not param_key or (cookie_key and not hmac.compare_digest(param_key.encode(), cookie_key.encode())):
         raise Unauthorized("unable to verify user credentials")
-    found = callers.live_session(session, _digest(param_key))
+    found = callers.live_session(_digest(param_key))
     now = utcnow()
     if found is None or found[1] < now - timedelta(seconds=SESSION_TIMEOUT_SEC):
         raise Unauthorized("unable to verify user credentials")

@@ -129,7 +129,7 @@ def authenticate(app_state: AppState, session: Session, pairs: list[tuple[str, s
     """A signed request wins over a session, as clients never send both."""
     callers = caller_cache(app_state)
     if "apikey" in params:
-        return Caller(auth.verify_signature(session, callers, pairs), True)
+        return Caller(auth.verify_signature(callers, pairs), True)
     param_key, cookie_key = params.get("sessionkey", ""), request.cookies.get("sessionkey", "")
     if not param_key and not cookie_key:
         raise Unauthorized()
