@@ -192,7 +192,7 @@ def dispatch_once(app_state: AppState, cls: type[Command] | None, command: str, 
         with app_state.db.transaction(readonly=bool(cls is not None and cls.read_only)) as session:
             caller = authenticate(app_state, session, pairs, params)
             user, signed = caller.user, caller.signed
-            # Read now: after a rollback the session's rows are expired and cannot load.
+            # Kept for hiding internal error texts from non-root callers after the transaction ends.
             role = user.account.role_type
             cls = authorise(cls, command, user, signed)
             throttle.check(app_state, session, user.account.id, role)
