@@ -40,8 +40,9 @@ class TtlCache(Generic[V]):
             return MISSING
         return entry[1]
 
-    def get_or_load(self, key: Hashable, load: Callable[[], V]) -> V:
-        """The live value, else ``load()`` (stored, unless the cache was cleared meanwhile)."""
+    def get_or_load(self, key: Hashable, load: Callable[[], V], keep: Callable[[V], bool] | None = None) -> V:
+        """The live value, else ``load()`` (stored, unless the cache was cleared meanwhile or
+        ``keep`` says no to it)."""
         entry = self._entries.get(key)
         now = time.monotonic()
         if entry is not None:
@@ -54,7 +55,7 @@ class TtlCache(Generic[V]):
         try:
             value = load()
             with self._lock:
-                if generation == self._generation:
+                if generation == self._generation and (keep is None or keep(value)):
                     if len(self._entries) >= self.max_entries:
                         self._evict(expires)
                     self._entries[key] = (expires, value)

@@ -29,4 +29,5 @@ class ListAsyncJobs(ListOwnedCommand):
             stmt = stmt.where(AsyncJob.created >= self.args["startdate"])
         stmt = keyword_filter(stmt, self.args, AsyncJob.job_cmd)
         rows, total = paged(self.ctx.session, stmt, self.args, AsyncJob.id.desc())
-        return ListResult(AsyncJobResponse, [job_view(self.ctx.session, j) for j in rows], total)
+        caller = (self.ctx.user, self.ctx.account)
+        return ListResult(AsyncJobResponse, [job_view(self.ctx.session, j, caller) for j in rows], total)

@@ -24,9 +24,13 @@ class QueryAsyncJobResult(Command):
         session = self.ctx.session
         # One query: the job's columns and its instance's uuid.
         job = session.execute(poll_query(), {"job_uuid": self.args["jobid"]}).first()
-        owner = session.get(Account, job.account_id) if job else None
-        if job is None or owner is None or not can_see_account(self.ctx, owner):
+        if job is None:
             raise invalid_uuid(self.api_name, "jobid", self.args["jobid"])
+        if job.account_id != self.ctx.account.id:  # (a caller's own job needs no lookup)
+            owner = session.get(Account, job.account_id)
+            if owner is None or not can_see_account(self.ctx, owner):
+                raise invalid_uuid(self.api_name, "jobid", self.args["jobid"])
         if not self.ctx.state.db.is_sqlite:  # SQLite polls run read-only so they never wait for a job
             poll_recorder(self.ctx.state).polled(session, job.id)  # last_polled, written behind
-        return FlatResult(AsyncJobResponse.render(job_view(session, job), self.ctx.role))
+        view = job_view(session, job, (self.ctx.user, self.ctx.account))
+        return FlatResult(AsyncJobResponse.render(view, self.ctx.role))

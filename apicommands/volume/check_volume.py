@@ -33,7 +33,8 @@ class CheckVolume(AsyncCommand):
     def execute(self) -> ObjectResult:
         volume = self.instance()
         volumes.check(self.ctx.session, runtime_of(self.ctx.state), self.ctx.state.master_key, volume)
-        return ObjectResult(VolumeResponse, volumes.volume_view(self.ctx.session, volume, self.ctx.is_admin))
+        return ObjectResult(VolumeResponse, volumes.volume_view(self.ctx.session, volume, self.ctx.is_admin,
+                                                                self.ctx.account))
 
     def event_description(self) -> str:
         return f"check and repair operation on volume: {self.args['id']}"

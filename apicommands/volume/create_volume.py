@@ -60,7 +60,7 @@ class CreateVolume(AsyncCreateCommand):
                 raise InvalidParameterValue(f"KMS key not found: {self.args['kmskeyid']}")
         volume = volumes.allocate(ctx.session, owner=owner, zone=self.args["zoneid"],
                                   offering=self.args["diskofferingid"], size_gb=self.arg("size"),
-                                  name=self.arg("name"), key=key, key_locked=True)
+                                  name=self.arg("name"), key=key, key_locked=True, insert=not self.job_follows)
         if self.arg("displayvolume") is not None and ctx.is_admin:
             volume.display_volume = self.args["displayvolume"]
         self.event_account = owner
@@ -92,7 +92,8 @@ class CreateVolume(AsyncCreateCommand):
     def execute(self) -> ObjectResult:
         volume = self.created
         volumes.provision(self.ctx.session, runtime_of(self.ctx.state), self.ctx.state.master_key, volume)
-        return ObjectResult(VolumeResponse, volumes.volume_view(self.ctx.session, volume, self.ctx.is_admin))
+        return ObjectResult(VolumeResponse, volumes.volume_view(self.ctx.session, volume, self.ctx.is_admin,
+                                                                self.ctx.account))
 
     def event_description(self) -> str:
         return f"Creating volume: {self.arg('name') or ''}".rstrip()

@@ -59,7 +59,7 @@ class DestroyVolume(AsyncCommand):
             if volume.state != VOLUME_DESTROY:
                 volume.state = VOLUME_DESTROY
                 volume.updated = utcnow()
-        return ObjectResult(VolumeResponse, volumes.volume_view(session, volume, self.ctx.is_admin))
+        return ObjectResult(VolumeResponse, volumes.volume_view(session, volume, self.ctx.is_admin, self.ctx.account))
 
     def event_description(self) -> str:
         return f"destroying volume: {self.args['id']}"

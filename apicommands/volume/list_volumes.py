@@ -77,4 +77,5 @@ class ListVolumes(ListOwnedCommand):
         rows, total = paged(session, stmt, self.args, Volume.id)
         if self.arg("retrieveonlyresourcecount"):
             return ListResult(VolumeResponse, [], total)
-        return ListResult(VolumeResponse, [volumes.volume_view(session, v, self.ctx.is_admin) for v in rows], total)
+        return ListResult(VolumeResponse, [volumes.volume_view(session, v, self.ctx.is_admin,
+                                                               self.ctx.account) for v in rows], total)

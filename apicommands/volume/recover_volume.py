@@ -39,7 +39,7 @@ class RecoverVolume(Command):
         # Ready when it was created on primary storage (it has a pool), as upstream.
         volume.state = VOLUME_READY if volume.pool_id is not None else VOLUME_ALLOCATED
         volume.updated = utcnow()
-        return ObjectResult(VolumeResponse, volumes.volume_view(session, volume, self.ctx.is_admin))
+        return ObjectResult(VolumeResponse, volumes.volume_view(session, volume, self.ctx.is_admin, self.ctx.account))
 
     def event_description(self) -> str:
         return f"recovering a volume in Destroy state: {self.args['id']}"

@@ -168,6 +168,11 @@ class AsyncCommand(Command):
 class AsyncCreateCommand(AsyncCommand):
     """Creates its row in the request, answers ``id`` + ``jobid``, finishes in the job."""
 
+    #: Set before :meth:`create` when the job phase runs next in the same transaction: ``create``
+    #: may then return its object not yet inserted (not even added to the session), and the row
+    #: is inserted once, as the job phase left it, instead of inserted and then updated.
+    job_follows: bool = False
+
     def create(self) -> Any:
         """Insert the new object and return it; runs in the request transaction."""
         raise NotImplementedError

@@ -10,6 +10,9 @@ from sqlalchemy.orm import Session
 
 from . import declare
 from .command import Command
+from ..db import cache_of
+from ..models import DataCenter
+from ..models.volume import DiskOffering
 from ..errors import ApiError, invalid_uuid, invalid_value, missing_parameter, too_long
 from .listing import check_paging_pair
 
@@ -101,8 +104,31 @@ def _by_uuid(entity: type) -> Any:
     return stmt
 
 
+#: Entities named in nearly every create call that hardly ever change: a found row is kept per
+#: process for this long (a change through another server is seen within it; this process's own
+#: commits clear it at once). Not-found answers are never kept.
+CACHED_ENTITIES: dict[type, float] = {DataCenter: 1.0, DiskOffering: 1.0}
+
+
 def resolve(session: Session, entity: type, api: str, name: str, value: str) -> Any:
-    row = session.scalars(_by_uuid(entity), {"uuid": value}).first()
+    ttl = CACHED_ENTITIES.get(entity)
+    if ttl is not None and (cache := cache_of(session, f"resolve.{entity.__name__}", ttl, (entity,), 1024)):
+        row = cache.get_or_load(value, lambda: _load_detached(session, entity, value), keep=_found)
+        if row is not None:
+            # Attached without a query; a copy, so the cached row is never changed by a request.
+            return session.merge(row, load=False)
+    else:
+        row = session.scalars(_by_uuid(entity), {"uuid": value}).first()
     if row is None:
         raise invalid_uuid(api, name, value)
     return row
+
+
+def _found(row: Any) -> bool:
+    return row is not None
+
+
+def _load_detached(session: Session, entity: type, value: str) -> Any:
+    """The committed row in a short read-only transaction of its own, detached from it."""
+    with session.info["database"].transaction(readonly=True) as s:
+        return s.scalars(_by_uuid(entity), {"uuid": value}).first()

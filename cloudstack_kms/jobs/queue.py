@@ -89,17 +89,21 @@ def submit(ctx: CallContext, cls: type[AsyncCommand], params: dict[str, str], ar
                    job_cmd=cls.java_class or cls.api_name, job_status=JOB_IN_PROGRESS, job_process_status=0,
                    job_result_code=0, job_init_msid=ctx.state.msid, instance_type=cls.instance_type)
     job.job_cmd_info = seal_params(ctx, cls, params, job.uuid)
+    queued = not (finish_short and cls.finishes_in_request(ctx.session))
     created = None
     if isinstance(cmd, AsyncCreateCommand):
+        cmd.job_follows = not queued
         created = cmd.create()
-        if created is not None and created.id is None:
+        if created is not None and created.id is None and queued:
+            ctx.session.flush()
+    if not queued:  # before the job is added: its row is then inserted once, finished
+        _finish_now(ctx, cmd, job, created)
+        if created is not None and created.id is None:  # inserted now, as the job phase left it
+            ctx.session.add(created)
             ctx.session.flush()
     instance = created if created is not None else cmd.instance()
     if instance is not None:
         job.instance_id = instance.id
-    queued = not (finish_short and cls.finishes_in_request(ctx.session))
-    if not queued:  # before the job is added: its row is then inserted once, finished
-        _finish_now(ctx, cmd, job, created)
     ctx.session.add(job)  # inserted with the events below (or at commit): nothing needs its id here
     if cls.event_type:
         owner = getattr(cmd, "event_account", None) or ctx.account
@@ -173,12 +177,20 @@ def poll_query() -> Any:
     return built[1]
 
 
-def job_view(session: Session, job: Any) -> dict[str, Any]:
+def job_view(session: Session, job: Any, caller: tuple[User, Account] | None = None) -> dict[str, Any]:
     """The flat AsyncJobResponse fields. ``job`` is an :class:`AsyncJob`, or a row of :func:`poll_query`
-    (which brings the instance's uuid with it)."""
-    user = session.get(User, job.user_id)
-    account = session.get(Account, job.account_id)
-    domain = session.get(Domain, account.domain_id) if account else None
+    (which brings the instance's uuid with it).
+
+    ``caller``: the calling user and account, as the request already holds them. Most jobs are
+    polled by whoever started them: their rows are then not read again."""
+    user = _held_or_get(session, User, job.user_id, caller[0] if caller else None)
+    account = _held_or_get(session, Account, job.account_id, caller[1] if caller else None)
+    if account is None:
+        domain = None
+    elif caller is not None and account is caller[1]:
+        domain = account.domain  # loaded with the caller
+    else:
+        domain = session.get(Domain, account.domain_id)
     view: dict[str, Any] = {
         "jobid": job.uuid,
         "accountid": account.uuid if account else None,
@@ -205,6 +217,12 @@ def job_view(session: Session, job: Any) -> dict[str, Any]:
             view["jobinstanceid"] = found if found is not _NOT_READ else instance_uuid_of(session, model,
                                                                                           job.instance_id)
     return view
+
+
+def _held_or_get(session: Session, model: type, row_id: int | None, held: Any) -> Any:
+    if held is not None and row_id is not None and held.id == row_id:
+        return held
+    return session.get(model, row_id) if row_id is not None else None
 
 
 def instance_uuid_of(session: Session, model: type, instance_id: int) -> str | None:

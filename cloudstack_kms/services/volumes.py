@@ -68,11 +68,12 @@ def volume_size(offering: DiskOffering, size_gb: int | None) -> int:
 
 
 def allocate(session: Session, *, owner: Account, zone: DataCenter, offering: DiskOffering, size_gb: int | None,
-             name: str | None, key: KmsKey | None, key_locked: bool = False) -> Volume:
+             name: str | None, key: KmsKey | None, key_locked: bool = False, insert: bool = True) -> Volume:
     """The create phase: validate and insert the row (state Allocated). Nothing else is written.
 
     ``key_locked``: the caller read ``key`` with a shared lock (``with_for_update(read=True)``) in
-    this transaction, and found it not removed."""
+    this transaction, and found it not removed. ``insert`` False: :func:`provision` follows in
+    this transaction and inserts the row once, finished; it is not added to the session here."""
     if offering.state != "Active" or offering.removed is not None:
         raise InvalidParameterValue(f"Disk offering {offering.uuid} is not active")
     if key is not None:
@@ -92,13 +93,15 @@ def allocate(session: Session, *, owner: Account, zone: DataCenter, offering: Di
                     provisioning_type=offering.provisioning_type, format="QCOW2",
                     kms_key_id=key.id if key is not None else None,
                     encrypt_format=ENCRYPT_LUKS if offering.encrypt else None)
+    session.info.setdefault("volumes.provisioned", []).extend(row for row in (volume, key) if row is not None)
+    if not insert:
+        return volume
     session.add(volume)
     session.flush()
     # The new row is this transaction's until it commits (InnoDB locks inserted rows; SQLite has one
     # writer), so a job phase run in the same transaction need not lock it again (``provision``);
-    # the rows are held here, as the session keeps them weakly.
+    # the rows are held (volumes.provisioned) as the session keeps them weakly.
     session.info.setdefault("volumes.locked", set()).add(volume.id)
-    session.info.setdefault("volumes.provisioned", []).extend(row for row in (volume, key) if row is not None)
     return volume
 
 
@@ -180,8 +183,10 @@ def provision(session: Session, runtime: KmsRuntime, master_key: MasterKey, volu
     # Lock the row first (SELECT ... FOR UPDATE on MySQL; SQLite runs one writer at a time). A
     # deleteVolume that committed while the job was queued is seen here, and the job fails, as
     # upstream's does for a volume that is gone, before making a key or an image; one that comes
-    # later waits for this transaction and then removes what it made.
-    if volume.id not in session.info.get("volumes.locked", ()):
+    # later waits for this transaction and then removes what it made. A volume allocated without
+    # insert is not in the database yet: nobody else can see it, and it is inserted at the end.
+    new_row = volume.id is None
+    if not new_row and volume.id not in session.info.get("volumes.locked", ()):
         session.refresh(volume, with_for_update=True)
     if volume.removed is not None:
         raise CloudRuntimeError(f"Failed to create a volume: volume {volume.uuid} was deleted before it could be "
@@ -221,6 +226,9 @@ def provision(session: Session, runtime: KmsRuntime, master_key: MasterKey, volu
             volume.path = path.name
         volume.state = VOLUME_READY
         volume.updated = utcnow()
+        if new_row:
+            session.add(volume)
+            session.flush()
         # The session's identity map holds rows weakly: keep the ones the volume's view shows
         # until the transaction ends, so the view reads them without querying them again.
         session.info.setdefault("volumes.provisioned", []).extend(keep)
@@ -388,9 +396,15 @@ def volume_usage_check(session: Session, key: KmsKey) -> bool:
 
 
 # ------------------------------------------------------------------ view
-def volume_view(session: Session, volume: Volume, admin: bool) -> dict[str, Any]:
-    owner = session.get(Account, volume.account_id)
-    domain = session.get(Domain, volume.domain_id)
+def volume_view(session: Session, volume: Volume, admin: bool, caller: Account | None = None) -> dict[str, Any]:
+    """The VolumeResponse fields. ``caller``: the calling account as the request holds it; a
+    volume it owns does not read it (and its domain) again."""
+    if caller is not None and caller.id == volume.account_id:
+        owner = caller
+    else:
+        owner = session.get(Account, volume.account_id)
+    domain = owner.domain if owner is not None and owner.domain_id == volume.domain_id else \
+        session.get(Domain, volume.domain_id)
     zone = session.get(DataCenter, volume.data_center_id)
     offering = session.get(DiskOffering, volume.disk_offering_id)
     pool = session.get(StoragePool, volume.pool_id) if volume.pool_id else None
