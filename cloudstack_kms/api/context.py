@@ -23,6 +23,8 @@ class CallContext:
     job_id: int | None = None
     progress: Callable[[int], None] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Run by the dispatcher once the request's transaction has committed (never after a rollback).
+    on_commit: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def role(self) -> str:

@@ -188,6 +188,7 @@ def dispatch_once(app_state: AppState, cls: type[Command] | None, command: str, 
     job_to_wake = False
     role: str | None = None
     caller: Caller | None = None
+    ctx: CallContext | None = None
     try:
         with app_state.db.transaction(readonly=bool(cls is not None and cls.read_only)) as session:
             caller = authenticate(app_state, session, pairs, params)
@@ -214,11 +215,23 @@ def dispatch_once(app_state: AppState, cls: type[Command] | None, command: str, 
             raise _WriteConflict(exc) from None
         log_failure(command, exc)
         raise CloudRuntimeError(GENERIC_INTERNAL_TEXT) from None
+    if ctx is not None:
+        run_on_commit(ctx)
     if caller is not None and caller.session_to_touch is not None:
         touch_session(app_state, caller.session_to_touch)
     if job_to_wake and app_state.worker is not None:
         app_state.worker.wake()
     return respond(cls.response_name(), body, fmt)
+
+
+def run_on_commit(ctx: CallContext) -> None:
+    """What the command left to do once its transaction committed. Best effort: the answer is
+    already decided and must not fail for this."""
+    for action in ctx.on_commit:
+        try:
+            action()
+        except Exception:  # noqa: BLE001
+            log.exception("an after-commit action failed")
 
 
 def log_failure(command: str, exc: BaseException) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.orm.util import identity_key
 from ..api.command import AsyncCommand, AsyncCreateCommand, FlatResult
 from ..api.context import CallContext
 from ..api.render import result_body
+from ..cache import MISSING, TtlCache
 from ..db import is_write_conflict
 from ..models import Account, AsyncJob, Domain, User, new_uuid
 from ..models.base import utcnow
@@ -112,6 +113,7 @@ def submit(ctx: CallContext, cls: type[AsyncCommand], params: dict[str, str], ar
                       resource_id=getattr(instance, "id", None), resource_type=cls.instance_type)
     if not queued:
         record_job_completed(ctx.session, cls, cmd, ctx.user, job.instance_id)
+        _remember_after_commit(ctx, job)
     data: dict[str, Any] = {"jobid": job.uuid}
     if created is not None:
         data = {"id": created.uuid, "jobid": job.uuid}
@@ -139,6 +141,7 @@ def _finish_now(ctx: CallContext, cmd: AsyncCommand, job: AsyncJob, created: Any
             raise  # the whole request is run again by the endpoint, as for any conflict
         raise ShortJobFailed() from exc
     now = utcnow()
+    job.created = job.created or now  # (the column's default, set here so the answer can be shown now)
     job.job_status, job.job_result_code = JOB_SUCCEEDED, 0
     job.job_result = json.dumps(result_body(result, ctx.role), separators=(",", ":"), ensure_ascii=False)
     job.job_complete_msid, job.last_updated, job.removed = ctx.state.msid, now, now
@@ -231,6 +234,47 @@ def instance_uuid_of(session: Session, model: type, instance_id: int) -> str | N
     if row is not None:
         return getattr(row, "uuid", None)
     return session.scalar(select(model.uuid).where(model.id == instance_id)) if hasattr(model, "uuid") else None
+
+
+# ------------------------------------------------------------------ jobs finished in their request
+class FinishedJobs:
+    """The answers of jobs this process finished in their request, for their first poll.
+
+    Such a job's client polls it next, nearly always on the same keep-alive connection and so
+    in the same process: that poll is then answered without a query. A finished job never
+    changes again; what the answer shows of its account and user (names) may be up to
+    :attr:`ttl_sec` old. Only the job's own account is answered from here: anyone else goes
+    through the database and the access rule."""
+
+    ttl_sec = 5.0
+
+    def __init__(self) -> None:
+        self._answers: TtlCache[tuple[int, int, dict[str, Any]]] = TtlCache(self.ttl_sec, max_entries=4096)
+
+    def remember(self, job_uuid: str, job_id: int, account_id: int, view: dict[str, Any]) -> None:
+        self._answers.get_or_load(job_uuid, lambda: (job_id, account_id, view))
+
+    def answer(self, job_uuid: str, account_id: int) -> tuple[int, dict[str, Any]] | None:
+        """(job id, view) if this process finished the job for ``account_id``."""
+        found = self._answers.get(job_uuid)
+        if found is MISSING or found[1] != account_id:
+            return None
+        return found[0], found[2]
+
+
+def finished_jobs(state) -> FinishedJobs:  # noqa: ANN001 - AppState
+    found = state.services.get("finished_jobs")
+    if found is None:
+        found = state.services.setdefault("finished_jobs", FinishedJobs())
+    return found
+
+
+def _remember_after_commit(ctx: CallContext, job: AsyncJob) -> None:
+    """The view is made now (its rows are at hand in this session); it is kept once committed."""
+    ctx.session.flush()  # the job's id (inserted with the events, as it would be at commit)
+    view = job_view(ctx.session, job, (ctx.user, ctx.account))
+    store = finished_jobs(ctx.state)
+    ctx.on_commit.append(lambda: store.remember(job.uuid, job.id, job.account_id, view))
 
 
 # ------------------------------------------------------------------ last_polled
