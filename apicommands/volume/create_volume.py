@@ -4,19 +4,24 @@ from cloudstack_kms.api.access import resolve_owner
 from cloudstack_kms.api.command import ALL_ROLES, AsyncCreateCommand, AsyncParams, ObjectResult
 from cloudstack_kms.errors import InvalidParameterValue
 from cloudstack_kms.models import DataCenter, Domain
-from cloudstack_kms.models.kms import KmsKey
+from cloudstack_kms.models.kms import ACTIVE, KekVersion, KmsKey
 from cloudstack_kms.models.volume import DiskOffering
 from cloudstack_kms.services import settings, volumes
+from cloudstack_kms.services.kms import envelope
 from cloudstack_kms.services.kms.runtime import runtime_of
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, select
 
 from ..offering.restrictions import check_usable as check_offering_usable
 from .responses import VolumeResponse
 
 
-#: The live key by uuid, locked shared (built once: this runs on every KMS volume created).
-_KEY_SHARED = select(KmsKey).where(KmsKey.uuid == bindparam("uuid"), KmsKey.removed.is_(None)).with_for_update(
-    read=True)
+#: The live key by uuid and its Active version, both locked shared, key first (as deleteKMSKey and
+#: rotation lock them), in one statement built once: this runs on every KMS volume created.
+_KEY_SHARED = (select(KmsKey, KekVersion)
+               .outerjoin(KekVersion, and_(KekVersion.kms_key_id == KmsKey.id, KekVersion.status == ACTIVE,
+                                           KekVersion.removed.is_(None)))
+               .where(KmsKey.uuid == bindparam("uuid"), KmsKey.removed.is_(None))
+               .with_for_update(read=True))
 
 
 class CreateVolume(AsyncCreateCommand):
@@ -55,9 +60,12 @@ class CreateVolume(AsyncCreateCommand):
         key = None
         if self.arg("kmskeyid"):
             # Read and locked (shared) at once: see volumes.allocate.
-            key = ctx.session.scalars(_KEY_SHARED, {"uuid": self.args["kmskeyid"]}).first()
-            if key is None:
+            found = ctx.session.execute(_KEY_SHARED, {"uuid": self.args["kmskeyid"]}).first()
+            if found is None:
                 raise InvalidParameterValue(f"KMS key not found: {self.args['kmskeyid']}")
+            key, version = found
+            if version is not None:
+                envelope.note_active_version_locked(ctx.session, key, version)
         volume = volumes.allocate(ctx.session, owner=owner, zone=self.args["zoneid"],
                                   offering=self.args["diskofferingid"], size_gb=self.arg("size"),
                                   name=self.arg("name"), key=key, key_locked=True, insert=not self.job_follows)

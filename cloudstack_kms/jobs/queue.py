@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import bindparam, case, null, select, update
+from sqlalchemy import bindparam, case, insert, null, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -105,14 +105,17 @@ def submit(ctx: CallContext, cls: type[AsyncCommand], params: dict[str, str], ar
     instance = created if created is not None else cmd.instance()
     if instance is not None:
         job.instance_id = instance.id
-    ctx.session.add(job)  # inserted with the events below (or at commit): nothing needs its id here
+    _insert_job(ctx.session, job)
+    rows = []
     if cls.event_type:
         owner = getattr(cmd, "event_account", None) or ctx.account
-        events.record(ctx.session, event_type=cls.event_type, description=cmd.event_description(),
-                      user=ctx.user, account=owner, state=events.SCHEDULED,
-                      resource_id=getattr(instance, "id", None), resource_type=cls.instance_type)
+        rows.append(events.values(event_type=cls.event_type, description=cmd.event_description(), user=ctx.user,
+                                  account=owner, state=events.SCHEDULED, resource_id=getattr(instance, "id", None),
+                                  resource_type=cls.instance_type))
+    if not queued and (completed := _completed_event(cls, cmd, ctx.user, job.instance_id)):
+        rows.append(events.values(**completed))
+    events.insert_now(ctx.session, rows)
     if not queued:
-        record_job_completed(ctx.session, cls, cmd, ctx.user, job.instance_id)
         _remember_after_commit(ctx, job)
     data: dict[str, Any] = {"jobid": job.uuid}
     if created is not None:
@@ -120,13 +123,35 @@ def submit(ctx: CallContext, cls: type[AsyncCommand], params: dict[str, str], ar
     return FlatResult(data), queued
 
 
+_INSERT_JOB = insert(AsyncJob.__table__)
+
+
+def _insert_job(session: Session, job: AsyncJob) -> None:
+    """One Core INSERT of the job's row, written once and complete. The object is not added to the
+    session: nothing in this transaction changes it again (workers and polls read the row), and a
+    unit-of-work flush of it cost more than the statement. Unset columns take their defaults."""
+    job.created = job.created or utcnow()
+    job.last_updated = job.last_updated or job.created
+    values = {column.key: value for column in AsyncJob.__table__.columns
+              if (value := getattr(job, column.key)) is not None}
+    job.id = session.connection().execute(_INSERT_JOB, values).inserted_primary_key[0]
+
+
 def record_job_completed(session: Session, cls: type[AsyncCommand], cmd: AsyncCommand, user: User,
                          instance_id: int | None) -> None:
     """The event of a job that succeeded, wherever it ran (a worker, or its request: :func:`submit`)."""
-    if cls.event_type:
-        events.record(session, event_type=cls.event_type, description="Successfully completed "
-                      + cmd.event_description(), user=user, account=getattr(cmd, "event_account", None)
-                      or cmd.ctx.account, resource_id=instance_id, resource_type=cls.instance_type)
+    completed = _completed_event(cls, cmd, user, instance_id)
+    if completed:
+        events.record(session, **completed)
+
+
+def _completed_event(cls: type[AsyncCommand], cmd: AsyncCommand, user: User,
+                     instance_id: int | None) -> dict[str, Any] | None:
+    if not cls.event_type:
+        return None
+    return {"event_type": cls.event_type, "description": "Successfully completed " + cmd.event_description(),
+            "user": user, "account": getattr(cmd, "event_account", None) or cmd.ctx.account,
+            "resource_id": instance_id, "resource_type": cls.instance_type}
 
 
 def _finish_now(ctx: CallContext, cmd: AsyncCommand, job: AsyncJob, created: Any) -> None:
@@ -141,7 +166,6 @@ def _finish_now(ctx: CallContext, cmd: AsyncCommand, job: AsyncJob, created: Any
             raise  # the whole request is run again by the endpoint, as for any conflict
         raise ShortJobFailed() from exc
     now = utcnow()
-    job.created = job.created or now  # (the column's default, set here so the answer can be shown now)
     job.job_status, job.job_result_code = JOB_SUCCEEDED, 0
     job.job_result = json.dumps(result_body(result, ctx.role), separators=(",", ":"), ensure_ascii=False)
     job.job_complete_msid, job.last_updated, job.removed = ctx.state.msid, now, now
@@ -271,7 +295,6 @@ def finished_jobs(state) -> FinishedJobs:  # noqa: ANN001 - AppState
 
 def _remember_after_commit(ctx: CallContext, job: AsyncJob) -> None:
     """The view is made now (its rows are at hand in this session); it is kept once committed."""
-    ctx.session.flush()  # the job's id (inserted with the events, as it would be at commit)
     view = job_view(ctx.session, job, (ctx.user, ctx.account))
     store = finished_jobs(ctx.state)
     ctx.on_commit.append(lambda: store.remember(job.uuid, job.id, job.account_id, view))
