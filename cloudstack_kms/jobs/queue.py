@@ -127,9 +127,10 @@ _INSERT_JOB = insert(AsyncJob.__table__)
 
 
 def _insert_job(session: Session, job: AsyncJob) -> None:
-    """One Core INSERT of the job's row, written once and complete. The object is not added to the
-    session: nothing in this transaction changes it again (workers and polls read the row), and a
-    unit-of-work flush of it cost more than the statement. Unset columns take their defaults."""
+    """One Core INSERT of the job's row, written once and complete, at once: its id is then known
+    (for the answer kept for the first poll) without a flush. The object is not added to the
+    session: nothing in this transaction changes it again (workers and polls read the row back).
+    Unset columns take their defaults."""
     job.created = job.created or utcnow()
     job.last_updated = job.last_updated or job.created
     values = {column.key: value for column in AsyncJob.__table__.columns

@@ -38,7 +38,7 @@ _INSERT = insert(Event.__table__)
 
 def insert_now(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert events (rows of :func:`values`) at once, in one Core statement. For the hottest path
-    (every async command's request): a unit-of-work flush of the same objects cost several times
+    (every async command's request): building the same objects and flushing them cost more than
     the statement."""
     if rows:
         session.connection().execute(_INSERT, rows)  # (no ORM execution layer: nothing mapped is involved)
