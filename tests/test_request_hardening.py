@@ -104,6 +104,30 @@ def test_session_in_use_by_read_only_calls_does_not_expire(server, kms_env):
     assert datetime.now(timezone.utc).replace(tzinfo=None) - last < timedelta(minutes=1), last
 
 
+def test_session_activity_written_at_most_once_per_interval_per_process(server, kms_env):
+    """Under load a session's cached ``last_access`` stays old for a while; its requests must not
+    all write it again (each was a write transaction)."""
+    http = requests.Session()
+    key = http.post(server.url, data={"command": "login", "username": "admin", "password": kms_env.admin_password,
+                                      "response": "json"}, timeout=30).json()["loginresponse"]["sessionkey"]
+    digest = hashlib.sha256(key.encode()).hexdigest()
+
+    def call_and_read(last_access: str) -> datetime:
+        dbtools.execute(kms_env, "UPDATE api_session SET last_access = :t WHERE session_key_hash = :h",
+                        t=last_access, h=digest)
+        resp = http.get(server.url, params={"command": "listZones", "response": "json", "sessionkey": key},
+                        timeout=30)
+        assert resp.status_code == 200, resp.text
+        (last,) = dbtools.query(kms_env, "SELECT last_access FROM api_session WHERE session_key_hash = :h",
+                                h=digest)[0]
+        return last if isinstance(last, datetime) else datetime.fromisoformat(str(last))
+
+    ten_minutes_ago = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(minutes=10)
+    stamp = ten_minutes_ago.strftime("%Y-%m-%d %H:%M:%S")
+    assert call_and_read(stamp) > ten_minutes_ago + timedelta(minutes=9)  # due: written
+    assert call_and_read(stamp) == ten_minutes_ago.replace(microsecond=0)  # written moments ago: not again
+
+
 def test_idle_session_still_times_out(server, kms_env):
     key = requests.post(server.url, data={"command": "login", "username": "admin", "password": kms_env.admin_password,
                                           "response": "json"}, timeout=30).json()["loginresponse"]["sessionkey"]

@@ -145,8 +145,8 @@ def session_user(session: Session, callers: CallerCache, param_key: str,
     row_id, last_access, user = found
     if user is None or user.removed or user.state != "enabled" or user.account.state != "enabled":
         raise Unauthorized("unable to verify user credentials")
-    if (now - last_access).total_seconds() <= SESSION_TOUCH_SEC:  # keep writes rare
-        return user, None
+    if (now - last_access).total_seconds() <= SESSION_TOUCH_SEC or not callers.claim_touch(row_id, SESSION_TOUCH_SEC):
+        return user, None  # keep writes rare
     if in_readonly_transaction():
         return user, row_id
     touch_session(session, row_id)

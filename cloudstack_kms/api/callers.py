@@ -14,6 +14,7 @@ session with ``merge`` cost 8% of a small call.)
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -54,6 +55,8 @@ class CallerCache:
         self.sessions: TtlCache[LiveSession | None] = TtlCache(TTL_SEC, stale_grace_sec=STALE_GRACE_SEC)
         db.watch((User, Account, Domain, Role), self.clear)
         db.watch((ApiSession,), self.sessions.clear)
+        self._touched: dict[int, float] = {}  # session row id -> when this process last claimed a touch
+        self._touched_lock = threading.Lock()
 
     def clear(self) -> None:
         self.key_holders.clear()
@@ -72,6 +75,21 @@ class CallerCache:
         if entry is None:
             return None
         return entry.row_id, entry.last_access, entry.user
+
+    def claim_touch(self, row_id: int, every_sec: float) -> bool:
+        """Whether the caller should record activity on session ``row_id`` now: at most once per
+        ``every_sec`` per process. The cached ``last_access`` stays old until the entry is
+        reloaded, so without this every request of the session in that time wrote it again (a
+        burst of write transactions every ``every_sec`` under load)."""
+        now = time.monotonic()
+        with self._touched_lock:
+            last = self._touched.get(row_id)
+            if last is not None and now - last < every_sec:
+                return False
+            if len(self._touched) >= 10_000:  # forget sessions not touched lately
+                self._touched = {k: t for k, t in self._touched.items() if now - t < every_sec}
+            self._touched[row_id] = now
+            return True
 
     # ------------------------------------------------------------ loading (own short transaction)
     def _load_key_holder(self, api_key: str) -> KeyHolder | None:
