@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,8 +49,16 @@ class SoftHsm:
         return self
 
     def init_token(self, label: str, pin: str = USER_PIN) -> None:
-        subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", pin,
-                        "--so-pin", SO_PIN], env={**os.environ, **self.env}, check=True, capture_output=True)
+        # softhsm2-util reads every token of the directory first; once in a CI run it failed with
+        # "Could not get info about the token in slot 0" (a token being written by the test
+        # process's own SoftHSM at that moment, as far as one can tell). That failure is retried.
+        for attempt in range(3):
+            done = subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", pin,
+                                   "--so-pin", SO_PIN], env={**os.environ, **self.env}, capture_output=True)
+            if done.returncode == 0 or b"Could not get info about the token" not in done.stderr or attempt == 2:
+                break
+            time.sleep(0.2)
+        done.check_returncode()
 
     def details(self, label: str, pin: str = USER_PIN, **extra: str) -> dict[str, str]:
         """Profile details for a token of this SoftHSM."""
