@@ -169,8 +169,8 @@ class AsyncCreateCommand(AsyncCommand):
     """Creates its row in the request, answers ``id`` + ``jobid``, finishes in the job."""
 
     #: Set before :meth:`create` when the job phase runs next in the same transaction: ``create``
-    #: may then return its object not yet inserted (not even added to the session), and the row
-    #: is inserted once, as the job phase left it, instead of inserted and then updated.
+    #: may then return its object not yet inserted (not even added to the session), and
+    #: :meth:`execute` inserts it once, as it leaves it, instead of it being inserted and updated.
     job_follows: bool = False
 
     def create(self) -> Any:

@@ -89,16 +89,21 @@ def _load_usable_config(db, master_key: MasterKey, profile_id: int) -> ProfileCo
         return profiles.load_config(s, master_key, profile)
 
 
+def _active_slot(key: KmsKey) -> tuple[str, int]:
+    """Where this transaction keeps ``key``'s Active version once it holds it locked."""
+    return ("kms.envelope.active", key.id)
+
+
 def note_active_version_locked(session: Session, key: KmsKey, version: KekVersion) -> None:
     """The caller read ``key``'s Active version with a shared lock in this transaction (together
     with the key, in one statement): wrapping with the key uses it without reading it again."""
-    session.info[("kms.envelope.active", key.id)] = version
+    session.info[_active_slot(key)] = version
 
 
 def _active_version(session: Session, key: KmsKey) -> KekVersion:
     """The Active version, locked (shared) on first use in this transaction; the lock keeps it Active
     until commit, so later calls reuse it (unless this very transaction changed it)."""
-    name = ("kms.envelope.active", key.id)
+    name = _active_slot(key)
     version = session.info.get(name)
     if version is None or version.status != ACTIVE or version.removed is not None:
         version = session.info[name] = active_version(session, key, lock=True)
